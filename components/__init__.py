@@ -1,0 +1,1 @@
+"""Reusable ComponentResources of the clickstream-personalization program."""

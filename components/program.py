@@ -1,0 +1,27 @@
+"""The whole program as a function of its settings: tests and the offline plan run what ``pulumi up`` runs."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.security import EncryptionKey, EncryptionKeyArgs
+from components.settings import StackSettings
+
+
+def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
+    """Declare the stack's resources; returns the stack outputs."""
+    # One explicit provider: the region and the default tags come from validated settings, for every resource.
+    provider = aws.Provider(
+        "aws",
+        region=settings.region,
+        default_tags=aws.ProviderDefaultTagsArgs(tags=dict(settings.tags)),
+    )
+    opts = pulumi.ResourceOptions(provider=provider)
+    key = EncryptionKey(settings.physical_name("key"), EncryptionKeyArgs(settings=settings), opts=opts)
+    return {
+        "region": settings.region,
+        "namePrefix": settings.name_prefix,
+        "kmsKeyArn": key.arn,
+        "kmsKeyAlias": key.alias.name,
+    }

@@ -1,0 +1,271 @@
+"""Typed, validated stack settings.
+
+Every stack reads its configuration once, here, into frozen dataclasses. Nothing is created in AWS before the whole
+configuration is known to be valid: a bad value raises ``SettingsError`` naming the key, the value and what is
+allowed. ``CONFIG_KEYS`` is the single table of keys; ``Pulumi.yaml`` and the README's configuration reference are
+checked against it by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+PROJECT = "clickstream-personalization"
+APP_TAG = "clickstream-personalization"
+
+# Regions of the commercial partition where Amazon Personalize *and* AWS WAFv2 are offered (checked against botocore's
+# endpoint data by the tests), with the short code used in physical names.
+REGION_CODES: Mapping[str, str] = {
+    "us-east-1": "use1",
+    "us-east-2": "use2",
+    "us-west-2": "usw2",
+    "ca-central-1": "cac1",
+    "eu-west-1": "euw1",
+    "eu-central-1": "euc1",
+    "ap-south-1": "aps1",
+    "ap-southeast-1": "apse1",
+    "ap-southeast-2": "apse2",
+    "ap-northeast-1": "apne1",
+    "ap-northeast-2": "apne2",
+}
+
+# The only values CloudWatch Logs accepts for a log group's retention.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
+
+LAMBDA_RUNTIME = "python3.13"
+LAMBDA_ARCHITECTURES = ("arm64", "x86_64")
+# Account that publishes the Powertools for AWS Lambda (Python) layers in the commercial partition.
+POWERTOOLS_LAYER_ACCOUNT = "017000801446"
+
+RESERVED_TAG_KEYS = ("app", "environment", "stack")
+MAX_TAGS = 50  # per AWS resource; the provider merges default tags into this budget
+
+ConfigType: TypeAlias = Literal["string", "integer", "boolean", "array"]
+ConfigValue: TypeAlias = "str | int | bool | list[str] | None"
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One key of the project's configuration namespace, as declared in Pulumi.yaml."""
+
+    name: str
+    type: ConfigType
+    default: ConfigValue
+    description: str
+
+
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("environment", "string", None,
+              "Environment name (dev, staging, prod, ...): 2-12 lowercase letters or digits, starting with a letter. "
+              "Required."),
+    ConfigKey("namePrefix", "string", "",
+              "Prefix of every physical name. Empty: cp-<environment>-<region code>, unique per environment and "
+              "region so two stacks never collide in one account. 3-24 lowercase letters, digits or hyphens."),
+    ConfigKey("extraTags", "array", [],
+              "Extra tags for every taggable resource, as \"Key=Value\" strings. The keys app, environment and stack "
+              "are set by the program and cannot be overridden."),
+    ConfigKey("logRetentionDays", "integer", 30,
+              "Retention of every log group the stack creates; one of CloudWatch Logs' allowed values."),
+    ConfigKey("kmsKeyDeletionWindowDays", "integer", 30,
+              "Waiting period (7-30 days) before the stack's KMS key is deleted after `pulumi destroy`."),
+    ConfigKey("lambdaArchitecture", "string", "arm64", "Instruction set of every Lambda function: arm64 or x86_64."),
+    ConfigKey("powertoolsLayerVersion", "integer", 27,
+              "Version of the AWS-published Powertools for AWS Lambda (Python) v3 layer. The layer ARN is built "
+              "from the stack's region, the Lambda runtime and the architecture."),
+)
+
+CONFIG_KEYS_BY_NAME: Mapping[str, ConfigKey] = {key.name: key for key in CONFIG_KEYS}
+
+_ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$")
+_TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+_TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
+
+
+class SettingsError(ValueError):
+    """The stack's configuration is invalid; the message lists every problem, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid stack configuration:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    project: str
+    stack: str
+    environment: str
+    region: str
+    name_prefix: str
+    tags: Mapping[str, str]
+    log_retention_days: int
+    kms_key_deletion_window_days: int
+    lambda_architecture: str
+    powertools_layer_version: int
+
+    @property
+    def region_code(self) -> str:
+        return REGION_CODES[self.region]
+
+    def physical_name(self, suffix: str, max_length: int = 64) -> str:
+        """``<prefix>-<suffix>``: every physical name derives from the stack's prefix."""
+        name = f"{self.name_prefix}-{suffix}"
+        if len(name) > max_length:
+            raise ValueError(f"physical name {name!r} is longer than {max_length} characters")
+        return name
+
+    def powertools_layer_arn(self, partition: str = "aws") -> str:
+        runtime = LAMBDA_RUNTIME.replace(".", "")
+        return (f"arn:{partition}:lambda:{self.region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:"
+                f"AWSLambdaPowertoolsPythonV3-{runtime}-{self.lambda_architecture}:{self.powertools_layer_version}")
+
+
+def _qualified(key: str) -> str:
+    return f"{PROJECT}:{key}"
+
+
+class _Reader:
+    """Reads raw (string) config values, recording one problem per bad key instead of stopping at the first."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.values = values
+        self.problems: list[str] = []
+
+    def problem(self, key: str, raw: object, allowed: str) -> None:
+        self.problems.append(f"{_qualified(key)} = {raw!r} is invalid: {allowed}")
+
+    def raw(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def string(self, key: str, pattern: re.Pattern[str] | None = None, allowed: str = "") -> str:
+        default = CONFIG_KEYS_BY_NAME[key].default
+        raw = self.raw(key)
+        if raw is None or (raw == "" and default is None):
+            if default is None:
+                self.problems.append(f"{_qualified(key)} is required: {allowed} "
+                                     f"(set it with `pulumi config set {key} <value>`)")
+                return ""
+            return str(default)
+        if pattern is not None and raw != "" and not pattern.match(raw):
+            self.problem(key, raw, allowed)
+        return raw
+
+    def integer(self, key: str, valid: Callable[[int], bool], allowed: str) -> int:
+        default = CONFIG_KEYS_BY_NAME[key].default
+        assert isinstance(default, int)
+        raw = self.raw(key)
+        if raw is None:
+            return default
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            self.problem(key, raw, f"must be an integer; {allowed}")
+            return default
+        if not valid(value):
+            self.problem(key, raw, allowed)
+            return default
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self.string(key)
+        if value not in choices:
+            self.problem(key, value, "must be one of " + ", ".join(choices))
+        return value
+
+    def string_list(self, key: str) -> list[str]:
+        raw = self.raw(key)
+        if raw is None:
+            return []
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.problem(key, raw, "must be a list of strings")
+            return []
+        return value
+
+
+def _parse_tags(reader: _Reader, environment: str, stack: str) -> dict[str, str]:
+    tags = {"app": APP_TAG, "environment": environment, "stack": stack}
+    for entry in reader.string_list("extraTags"):
+        key, sep, value = entry.partition("=")
+        if not sep or not _TAG_KEY_RE.match(key) or not _TAG_VALUE_RE.match(value):
+            reader.problem("extraTags", entry, "each entry must be Key=Value, key 1-128 and value 0-256 of letters, "
+                                               "digits, spaces and _.:/=+-@")
+        elif key.lower().startswith("aws:"):
+            reader.problem("extraTags", entry, "tag keys starting with 'aws:' are reserved by AWS")
+        elif key in RESERVED_TAG_KEYS:
+            reader.problem("extraTags", entry, f"the tag key {key!r} is set by the program and cannot be overridden")
+        elif key in tags:
+            reader.problem("extraTags", entry, f"the tag key {key!r} is given twice")
+        else:
+            tags[key] = value
+    if len(tags) > MAX_TAGS:
+        reader.problem("extraTags", f"{len(tags) - len(RESERVED_TAG_KEYS)} tags",
+                       f"at most {MAX_TAGS - len(RESERVED_TAG_KEYS)} extra tags fit AWS's limit of {MAX_TAGS}")
+    return tags
+
+
+def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
+                   project: str = PROJECT) -> StackSettings:
+    """Validate raw config values (``key -> string``, without namespace) into ``StackSettings``.
+
+    Raises ``SettingsError`` listing every problem; creates nothing.
+    """
+    reader = _Reader(values)
+    for key in sorted(set(values) - set(CONFIG_KEYS_BY_NAME)):
+        reader.problem(key, values[key], "unknown key; the keys are " + ", ".join(CONFIG_KEYS_BY_NAME))
+
+    if region is None:
+        reader.problems.append("aws:region is required (set it with `pulumi config set aws:region <region>`)")
+        region = ""
+    elif region not in REGION_CODES:
+        reader.problems.append(f"aws:region = {region!r} is invalid: Amazon Personalize and AWS WAF are both offered "
+                               f"only in " + ", ".join(sorted(REGION_CODES)))
+
+    environment = reader.string("environment", _ENVIRONMENT_RE,
+                                "2-12 lowercase letters or digits, starting with a letter")
+    prefix = reader.string("namePrefix", _PREFIX_RE, "3-24 lowercase letters, digits or hyphens, starting with a "
+                                                     "letter and not ending in a hyphen")
+    if not prefix and environment and region in REGION_CODES and not reader.problems:
+        prefix = f"cp-{environment}-{REGION_CODES[region]}"
+    tags = _parse_tags(reader, environment, stack)
+    retention = reader.integer("logRetentionDays", lambda v: v in LOG_RETENTION_DAYS,
+                               "must be one of " + ", ".join(map(str, LOG_RETENTION_DAYS)))
+    deletion_window = reader.integer("kmsKeyDeletionWindowDays", lambda v: 7 <= v <= 30,
+                                     "must be between 7 and 30 (days)")
+    architecture = reader.choice("lambdaArchitecture", LAMBDA_ARCHITECTURES)
+    layer_version = reader.integer("powertoolsLayerVersion", lambda v: v >= 1, "must be a positive integer")
+
+    if reader.problems:
+        raise SettingsError(reader.problems)
+    return StackSettings(
+        project=project,
+        stack=stack,
+        environment=environment,
+        region=region,
+        name_prefix=prefix,
+        tags=tags,
+        log_retention_days=retention,
+        kms_key_deletion_window_days=deletion_window,
+        lambda_architecture=architecture,
+        powertools_layer_version=layer_version,
+    )
+
+
+def load_settings() -> StackSettings:
+    """Read the running stack's configuration through Pulumi's runtime and validate it."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    namespace = f"{pulumi.get_project()}:"
+    all_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    values = {k[len(namespace):]: str(v) for k, v in all_config.items() if k.startswith(namespace)}
+    return parse_settings(values, region=pulumi.Config("aws").get("region"), stack=pulumi.get_stack(),
+                          project=pulumi.get_project())

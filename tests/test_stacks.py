@@ -1,0 +1,93 @@
+"""Every shipped stack file synthesizes, is tagged and regional, and passes the policy pack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.settings import CONFIG_KEYS, SettingsError
+from tools.policy_eval import evaluate, mandatory
+from tools.synth import ROOT, SynthesisError, stack_config, stack_names, synthesize, synthesize_stack
+
+STACKS = stack_names()
+
+
+def test_the_repository_ships_stack_files() -> None:
+    assert "dev" in STACKS
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "deployed"])
+def test_stack_synthesizes_and_passes_the_policy_pack(stack: str, preview: bool) -> None:
+    synthesis = synthesize_stack(stack, preview=preview)
+
+    assert mandatory(evaluate(synthesis)) == []
+    assert synthesis.of_type("aws:kms/key:Key"), "every stack has its encryption key"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_resource_uses_the_stacks_provider_with_its_region_and_tags(stack: str) -> None:
+    config = stack_config(stack)
+    synthesis = synthesize_stack(stack, preview=False)
+
+    [provider] = synthesis.of_type("pulumi:providers:aws")
+    assert provider.inputs["region"] == config["aws:region"]
+    tags = json.loads(provider.inputs["defaultTags"])["tags"]
+    assert tags["app"] == "clickstream-personalization"
+    assert tags["environment"] == config["clickstream-personalization:environment"]
+    assert tags["stack"] == stack
+    for resource in synthesis.resources:
+        if resource.custom and resource.type != "pulumi:providers:aws":
+            assert resource.provider is not None and resource.provider.startswith(provider.urn), resource.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_physical_names_derive_from_the_prefix(stack: str) -> None:
+    synthesis = synthesize_stack(stack, preview=False)
+    prefix = synthesis.outputs["namePrefix"]
+
+    named = [r for r in synthesis.resources if r.custom and isinstance(r.inputs.get("name"), str)]
+    assert named
+    for resource in named:
+        assert prefix in resource.inputs["name"], resource.name
+
+
+def test_invalid_settings_fail_before_any_resource_is_created() -> None:
+    config = {**stack_config("dev"), "clickstream-personalization:logRetentionDays": "13"}
+
+    with pytest.raises(SynthesisError) as excinfo:
+        synthesize(config, stack="dev", preview=True)
+
+    assert isinstance(excinfo.value.__cause__, SettingsError)
+    assert "clickstream-personalization:logRetentionDays = '13' is invalid" in str(excinfo.value)
+    assert excinfo.value.resources == []
+
+
+def test_pulumi_yaml_declares_exactly_the_settings_keys() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
+
+    assert project["name"] == "clickstream-personalization"
+    declared = project["config"]
+    assert list(declared) == [key.name for key in CONFIG_KEYS]
+    for key in CONFIG_KEYS:
+        assert declared[key.name]["type"] == key.type
+        assert declared[key.name].get("default") == key.default
+        assert declared[key.name]["description"] == key.description
+
+
+def test_readme_documents_every_key() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+
+    for key in CONFIG_KEYS:
+        default = "(required)" if key.default is None else f"`{json.dumps(key.default)}`"
+        assert f"| `{key.name}` | {key.type} | {default} |" in readme, key.name
+
+
+def test_stack_config_reports_a_missing_stack_file(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: p\nruntime: python\n", encoding="utf-8")
+
+    with pytest.raises(FileNotFoundError, match=r"no stack file Pulumi\.qa\.yaml"):
+        stack_config("qa", tmp_path)

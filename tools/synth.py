@@ -1,0 +1,210 @@
+"""Offline synthesis: run the real program under Pulumi mocks and record everything it registers.
+
+The recording monitor keeps what the engine would hand to a policy pack: each resource's type, name, URN, inputs (engine
+camelCase keys, numbers as floats, unknowns as Pulumi's sentinels), outputs, parent, dependencies, property
+dependencies and provider. ``preview=True`` mimics the first ``pulumi preview`` of a new stack: values computed by AWS
+(ARNs, ids) are unknown, as the real analyzer would see them.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+from pulumi_policy.deserialize import deserialize_properties
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT_ID = "123456789012"
+UNKNOWN = "<known after deploy>"
+
+# Outputs AWS computes, per resource type, that the program reads from other resources (beyond arn/id/name).
+_COMPUTED: Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]] = {
+    "aws:kms/key:Key": lambda name, _: {"keyId": f"{name}-key-id"},
+    "aws:sqs/queue:Queue": lambda name, inputs: {"url": f"https://sqs.example/{inputs.get('name', name)}"},
+}
+
+
+@dataclass
+class RegisteredResource:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    parent: str | None
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    provider: str | None
+    custom: bool
+
+
+@dataclass
+class Synthesis:
+    stack: str
+    resources: list[RegisteredResource]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def find(self, type_: str, name: str) -> RegisteredResource:
+        matches = [r for r in self.resources if r.type == type_ and r.name == name]
+        if len(matches) != 1:
+            known = sorted(r.name for r in self.of_type(type_))
+            raise LookupError(f"expected one {type_} named {name!r}, found {len(matches)}; {type_} names: {known}")
+        return matches[0]
+
+    def by_urn(self, urn: str) -> RegisteredResource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def children(self, parent: RegisteredResource) -> Iterator[RegisteredResource]:
+        return (r for r in self.resources if r.parent == parent.urn)
+
+
+class SynthesisError(Exception):
+    """The program failed; ``resources`` holds what it had registered before failing."""
+
+    def __init__(self, message: str, resources: list[RegisteredResource]) -> None:
+        super().__init__(message)
+        self.resources = resources
+
+
+class StackMocks(pulumi.runtime.Mocks):
+    """Answers like AWS would: returns ids and ARNs (unless previewing) so dependent inputs do not vanish."""
+
+    def __init__(self, region: str, preview: bool) -> None:
+        self.region = region
+        self.preview = preview
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        if self.preview:
+            return None, state
+        physical = state.get("name") or args.name
+        service = args.typ.split(":")[1].split("/")[0]
+        state.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{args.name}")
+        state.setdefault("name", physical)
+        computed = _COMPUTED.get(args.typ)
+        if computed is not None:
+            state.update(computed(args.name, state))
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        answers: dict[str, dict[str, Any]] = {
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/ci", "userId": "AIDA",
+                "id": ACCOUNT_ID},
+            "aws:index/getPartition:getPartition": {
+                "partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsSuffix": "com.amazonaws", "id": "aws"},
+            "aws:index/getRegion:getRegion": {"name": self.region, "region": self.region, "id": self.region},
+        }
+        if args.token not in answers:
+            raise NotImplementedError(f"the offline mocks do not answer {args.token}; add it to tools/synth.py")
+        return answers[args.token], []
+
+
+def _deserialize(struct: Any) -> dict[str, Any]:
+    # The same conversion the policy analyzer applies to the engine's properties.
+    return dict(deserialize_properties(json_format.MessageToDict(struct)))
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    def __init__(self, stack_mocks: StackMocks) -> None:
+        super().__init__(stack_mocks)
+        self.recorded: list[RegisteredResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            self.recorded.append(RegisteredResource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                inputs=_deserialize(request.object),
+                outputs=_deserialize(response.object),
+                parent=request.parent or None,
+                dependencies=list(request.dependencies),
+                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                provider=request.provider or None,
+                custom=bool(request.custom),
+            ))
+        return response
+
+
+def _config_string(value: Any) -> str:
+    # The CLI hands every config value to the program as a string; structured values as JSON.
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def stack_config(stack: str, root: Path = ROOT) -> dict[str, str]:
+    """The config a stack's program receives: Pulumi.yaml's declared defaults overlaid by Pulumi.<stack>.yaml."""
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text(encoding="utf-8"))
+    name = project["name"]
+    config: dict[str, str] = {}
+    for key, spec in (project.get("config") or {}).items():
+        if isinstance(spec, dict) and "default" in spec:
+            config[key if ":" in key else f"{name}:{key}"] = _config_string(spec["default"])
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        raise FileNotFoundError(f"no stack file {stack_file.name} in {root}")
+    values = (yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}).get("config") or {}
+    for key, value in values.items():
+        config[key if ":" in key else f"{name}:{key}"] = _config_string(value)
+    return config
+
+
+def stack_names(root: Path = ROOT) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def _resolve(value: Any) -> Any:
+    output = pulumi.Output.from_input(value)
+    if not _sync_await(output.is_known()):
+        return UNKNOWN
+    return _sync_await(output.future())
+
+
+def synthesize(config: Mapping[str, str], *, stack: str, preview: bool, project: str = "clickstream-personalization",
+               program: Path | Callable[[], None] = ROOT / "__main__.py") -> Synthesis:
+    """Run ``program`` (the real ``__main__.py`` unless a test passes a function) under recording mocks.
+
+    Raises ``SynthesisError`` (caused by the program's own exception) when the program fails.
+    """
+    stack_mocks = StackMocks(config.get("aws:region", "us-east-1"), preview)
+    monitor = RecordingMonitor(stack_mocks)
+    settings.set_root_resource(None)  # type: ignore[arg-type]  # a fresh Stack per synthesis
+    mocks.set_mocks(stack_mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config))
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+
+    def run_program() -> None:
+        if callable(program):
+            program()
+        else:
+            runpy.run_path(str(program), run_name="__main__")
+
+    try:
+        _sync_await(run_pulumi_func(run_program))
+    except Exception as error:
+        raise SynthesisError(str(error), monitor.recorded) from error
+    root = settings.get_root_resource()
+    exported = dict(getattr(root, "outputs", {}))
+    outputs = {name: _resolve(value) for name, value in exported.items()}
+    return Synthesis(stack=stack, resources=monitor.recorded, outputs=outputs)
+
+
+def synthesize_stack(stack: str, *, preview: bool = True, root: Path = ROOT) -> Synthesis:
+    return synthesize(stack_config(stack, root), stack=stack, preview=preview)
