@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from components.function import HANDLERS_ROOT
 from components.settings import StackSettings, parse_settings
 from tools.synth import Synthesis, synthesize
 
@@ -32,10 +34,6 @@ def synth() -> Synthesize:
 @pytest.fixture
 def handlers_root(tmp_path: Path) -> Path:
     """A handlers tree with one valid entry point, ``demo``, and the real shared package copied in."""
-    import shutil
-
-    from components.function import HANDLERS_ROOT
-
     root = tmp_path / "handlers"
     shutil.copytree(HANDLERS_ROOT / "common", root / "common")
     (root / "demo.py").write_text(

@@ -16,7 +16,7 @@ from components.security import log_group_name_patterns
 from components.settings import StackSettings
 from tests.conftest import Synthesize
 from tools.policy_eval import evaluate, mandatory
-from tools.synth import Synthesis
+from tools.synth import Synthesis, SynthesisError
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TABLE_STATEMENT = {"Sid": "ReadTable", "Effect": "Allow", "Action": ["dynamodb:GetItem"],
@@ -166,8 +166,8 @@ def test_missing_shared_package_is_refused(handlers_root: Path) -> None:
 def test_unsound_arguments_are_refused_before_anything_is_registered(settings: StackSettings, handlers_root: Path,
                                                                      synth: Synthesize, overrides: dict[str, Any],
                                                                      expected: str) -> None:
-    with pytest.raises(Exception, match=expected) as excinfo:
+    with pytest.raises(SynthesisError, match=expected) as excinfo:
         build(synth, make_args(settings, handlers_root, **overrides))
 
-    assert excinfo.value.resources == []  # type: ignore[attr-defined]
+    assert excinfo.value.resources == []
     assert isinstance(excinfo.value.__cause__, FunctionConfigError)
