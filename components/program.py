@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components.ingestion import IngestionArgs, IngestionPipeline
 from components.security import EncryptionKey, EncryptionKeyArgs
 from components.settings import StackSettings
 
@@ -19,9 +20,16 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
     )
     opts = pulumi.ResourceOptions(provider=provider)
     key = EncryptionKey(settings.physical_name("key"), EncryptionKeyArgs(settings=settings), opts=opts)
+    ingestion = IngestionPipeline(settings.physical_name("ingestion"),
+                                  IngestionArgs(settings=settings, key_arn=key.arn), opts=opts)
     return {
         "region": settings.region,
         "namePrefix": settings.name_prefix,
         "kmsKeyArn": key.arn,
         "kmsKeyAlias": key.alias.name,
+        "collectUrl": ingestion.collect_url,
+        "collectApiKeyId": ingestion.api_key.id if ingestion.api_key else None,
+        "clickStreamName": ingestion.stream.name,
+        "rawBucket": ingestion.bucket.bucket,
+        "rawDeliveryStream": ingestion.delivery_stream.name,
     }

@@ -40,7 +40,9 @@ class ServiceKeyGrant:
 def log_group_name_patterns(settings: StackSettings) -> tuple[str, ...]:
     """Every log group this stack creates is named under one of these patterns (the key only serves those)."""
     prefix = settings.name_prefix
-    return (f"/aws/lambda/{prefix}-*", f"/aws/vendedlogs/{prefix}/*", f"aws-waf-logs-{prefix}-*")
+    # API Gateway names execution log groups after the API id, which is not known before the API exists.
+    return (f"/aws/lambda/{prefix}-*", f"/aws/vendedlogs/{prefix}/*", f"aws-waf-logs-{prefix}-*",
+            "API-Gateway-Execution-Logs_*")
 
 
 def logs_grant(settings: StackSettings, account_id: str, partition: str, dns_suffix: str) -> ServiceKeyGrant:

@@ -45,6 +45,9 @@ POWERTOOLS_LAYER_ACCOUNT = "017000801446"
 RESERVED_TAG_KEYS = ("app", "environment", "stack")
 MAX_TAGS = 50  # per AWS resource; the provider merges default tags into this budget
 
+STREAM_MODES = ("ON_DEMAND", "PROVISIONED")
+DEFAULT_EVENT_TYPES = ["view", "click", "read", "share"]
+
 ConfigType: TypeAlias = Literal["string", "integer", "boolean", "array"]
 ConfigValue: TypeAlias = "str | int | bool | list[str] | None"
 
@@ -77,6 +80,43 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("powertoolsLayerVersion", "integer", 27,
               "Version of the AWS-published Powertools for AWS Lambda (Python) v3 layer. The layer ARN is built "
               "from the stack's region, the Lambda runtime and the architecture."),
+    ConfigKey("eventTypes", "array", DEFAULT_EVENT_TYPES,
+              "Event types the collection API accepts (1-20 distinct names, each a letter then up to 31 letters, "
+              "digits, _ or -)."),
+    ConfigKey("collectClientDetails", "boolean", False,
+              "Add the client's source IP and user agent to every collected event. Personal data: off unless your "
+              "privacy notice covers it."),
+    ConfigKey("collectionApiKeyRequired", "boolean", True,
+              "Require an API key (x-api-key) on POST /events. Turn off only for public browser collection, where "
+              "navigator.sendBeacon cannot send headers."),
+    ConfigKey("corsAllowedOrigins", "array", [],
+              "Origins (https://host[:port]) whose pages may call the collection API from a browser. Empty: no CORS."),
+    ConfigKey("apiThrottleRateLimit", "integer", 500,
+              "Steady-state requests per second the collection API stage accepts (1-10000)."),
+    ConfigKey("apiThrottleBurstLimit", "integer", 1000,
+              "Burst of requests the collection API stage accepts (1-5000, at least the rate limit)."),
+    ConfigKey("apiQuotaPerDay", "integer", 0,
+              "Requests per day allowed to the collection API key by its usage plan; 0 for no quota."),
+    ConfigKey("streamMode", "string", "ON_DEMAND", "Kinesis capacity mode: ON_DEMAND or PROVISIONED."),
+    ConfigKey("streamShardCount", "integer", 1,
+              "Shards of the stream in PROVISIONED mode (1-500); ignored on demand."),
+    ConfigKey("streamRetentionHours", "integer", 24,
+              "How long the stream keeps records (24-8760 hours): the window to replay or recover consumers."),
+    ConfigKey("firehoseBufferSeconds", "integer", 300,
+              "Firehose buffering interval before writing an object to S3 (60-900 seconds)."),
+    ConfigKey("firehoseBufferMiB", "integer", 64,
+              "Firehose buffering size before writing an object to S3 (1-128 MiB)."),
+    ConfigKey("rawDataTransitionDays", "integer", 30,
+              "Days after which raw clickstream objects move to S3 Standard-IA (at least 30); 0 to keep them in "
+              "Standard."),
+    ConfigKey("rawDataExpirationDays", "integer", 0,
+              "Days after which raw clickstream objects are deleted (0: never, training reads the history); must "
+              "exceed rawDataTransitionDays when both are set."),
+    ConfigKey("noncurrentVersionExpirationDays", "integer", 30,
+              "Days after which overwritten or deleted versions of raw objects are removed (1-3650)."),
+    ConfigKey("manageApiGatewayAccount", "boolean", True,
+              "Set the region's API Gateway CloudWatch role (an account-wide setting needed for execution logs). "
+              "Only one stack per account and region may manage it: set false in the others."),
 )
 
 CONFIG_KEYS_BY_NAME: Mapping[str, ConfigKey] = {key.name: key for key in CONFIG_KEYS}
@@ -85,6 +125,8 @@ _ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$")
 _TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
+_EVENT_TYPE_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,31}$")
+_ORIGIN_RE = re.compile(r"^(https://[a-z0-9.-]+|http://localhost)(:[0-9]{1,5})?$")
 
 
 class SettingsError(ValueError):
@@ -93,6 +135,26 @@ class SettingsError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid stack configuration:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class IngestionSettings:
+    event_types: tuple[str, ...]
+    collect_client_details: bool
+    api_key_required: bool
+    cors_allowed_origins: tuple[str, ...]
+    throttle_rate_limit: int
+    throttle_burst_limit: int
+    quota_per_day: int
+    stream_mode: str
+    stream_shard_count: int
+    stream_retention_hours: int
+    firehose_buffer_seconds: int
+    firehose_buffer_mib: int
+    raw_transition_days: int
+    raw_expiration_days: int
+    noncurrent_version_expiration_days: int
+    manage_api_gateway_account: bool
 
 
 @dataclass(frozen=True)
@@ -107,6 +169,7 @@ class StackSettings:
     kms_key_deletion_window_days: int
     lambda_architecture: str
     powertools_layer_version: int
+    ingestion: IngestionSettings
 
     @property
     def region_code(self) -> str:
@@ -171,6 +234,17 @@ class _Reader:
             return default
         return value
 
+    def boolean(self, key: str) -> bool:
+        default = CONFIG_KEYS_BY_NAME[key].default
+        assert isinstance(default, bool)
+        raw = self.raw(key)
+        if raw is None:
+            return default
+        if raw.strip().lower() not in ("true", "false"):
+            self.problem(key, raw, "must be true or false")
+            return default
+        return raw.strip().lower() == "true"
+
     def choice(self, key: str, choices: tuple[str, ...]) -> str:
         value = self.string(key)
         if value not in choices:
@@ -180,7 +254,9 @@ class _Reader:
     def string_list(self, key: str) -> list[str]:
         raw = self.raw(key)
         if raw is None:
-            return []
+            default = CONFIG_KEYS_BY_NAME[key].default
+            assert isinstance(default, list)
+            return list(default)
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
@@ -210,6 +286,52 @@ def _parse_tags(reader: _Reader, environment: str, stack: str) -> dict[str, str]
         reader.problem("extraTags", f"{len(tags) - len(RESERVED_TAG_KEYS)} tags",
                        f"at most {MAX_TAGS - len(RESERVED_TAG_KEYS)} extra tags fit AWS's limit of {MAX_TAGS}")
     return tags
+
+
+def _parse_ingestion(reader: _Reader) -> IngestionSettings:
+    event_types = reader.string_list("eventTypes")
+    bad_types = [t for t in event_types if not _EVENT_TYPE_RE.match(t)]
+    if bad_types or not 1 <= len(event_types) <= 20 or len(set(event_types)) != len(event_types):
+        reader.problem("eventTypes", event_types, "1-20 distinct names, each a letter then up to 31 letters, "
+                                                  "digits, _ or -")
+    origins = reader.string_list("corsAllowedOrigins")
+    bad_origins = [o for o in origins if not _ORIGIN_RE.match(o)]
+    if bad_origins or len(origins) > 10:
+        reader.problem("corsAllowedOrigins", bad_origins or origins,
+                       "at most 10 origins, each https://host[:port] (or http://localhost[:port]), lowercase, "
+                       "without a path")
+    rate = reader.integer("apiThrottleRateLimit", lambda v: 1 <= v <= 10000, "must be between 1 and 10000")
+    burst = reader.integer("apiThrottleBurstLimit", lambda v: 1 <= v <= 5000, "must be between 1 and 5000")
+    if burst < min(rate, 5000):
+        reader.problem("apiThrottleBurstLimit", burst, f"must be at least apiThrottleRateLimit ({rate})")
+    transition = reader.integer("rawDataTransitionDays", lambda v: v == 0 or v >= 30,
+                                "must be 0 (no transition) or at least 30 (S3 Standard-IA's minimum)")
+    expiration = reader.integer("rawDataExpirationDays", lambda v: v >= 0, "must be 0 (never) or a number of days")
+    if expiration and transition and expiration <= transition:
+        reader.problem("rawDataExpirationDays", expiration,
+                       f"must be greater than rawDataTransitionDays ({transition}) or 0")
+    return IngestionSettings(
+        event_types=tuple(event_types),
+        collect_client_details=reader.boolean("collectClientDetails"),
+        api_key_required=reader.boolean("collectionApiKeyRequired"),
+        cors_allowed_origins=tuple(origins),
+        throttle_rate_limit=rate,
+        throttle_burst_limit=burst,
+        quota_per_day=reader.integer("apiQuotaPerDay", lambda v: v >= 0, "must be 0 (no quota) or positive"),
+        stream_mode=reader.choice("streamMode", STREAM_MODES),
+        stream_shard_count=reader.integer("streamShardCount", lambda v: 1 <= v <= 500, "must be between 1 and 500"),
+        stream_retention_hours=reader.integer("streamRetentionHours", lambda v: 24 <= v <= 8760,
+                                              "must be between 24 and 8760 (hours)"),
+        firehose_buffer_seconds=reader.integer("firehoseBufferSeconds", lambda v: 60 <= v <= 900,
+                                               "must be between 60 and 900 (seconds)"),
+        firehose_buffer_mib=reader.integer("firehoseBufferMiB", lambda v: 1 <= v <= 128,
+                                           "must be between 1 and 128 (MiB)"),
+        raw_transition_days=transition,
+        raw_expiration_days=expiration,
+        noncurrent_version_expiration_days=reader.integer("noncurrentVersionExpirationDays",
+                                                          lambda v: 1 <= v <= 3650, "must be between 1 and 3650"),
+        manage_api_gateway_account=reader.boolean("manageApiGatewayAccount"),
+    )
 
 
 def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
@@ -242,6 +364,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
                                      "must be between 7 and 30 (days)")
     architecture = reader.choice("lambdaArchitecture", LAMBDA_ARCHITECTURES)
     layer_version = reader.integer("powertoolsLayerVersion", lambda v: v >= 1, "must be a positive integer")
+    ingestion = _parse_ingestion(reader)
 
     if reader.problems:
         raise SettingsError(reader.problems)
@@ -256,6 +379,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
         kms_key_deletion_window_days=deletion_window,
         lambda_architecture=architecture,
         powertools_layer_version=layer_version,
+        ingestion=ingestion,
     )
 
 

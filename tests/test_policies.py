@@ -7,6 +7,7 @@ policies see parents, dependencies and property dependencies as resources.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE
 
 from clickstream_policies import PACK_NAME, POLICIES
 from components.function import FunctionArgs, LambdaFunction
+from components.program import build
 from components.security import EncryptionKey, EncryptionKeyArgs
 from components.settings import StackSettings
 from tests.conftest import Synthesize
@@ -30,21 +32,27 @@ Mutation = Callable[[dict[str, Any]], None]
 
 @pytest.fixture
 def compliant(settings: StackSettings, handlers_root: Path, synth: Synthesize) -> Synthesis:
-    """A key and an asynchronous function, exactly as the components make them, with AWS-computed values known."""
+    """The whole program plus an asynchronous function, as the components make them, with AWS values known."""
 
     def program() -> None:
-        key = EncryptionKey("key", EncryptionKeyArgs(settings=settings))
-        LambdaFunction("demo", FunctionArgs(settings=settings, key_arn=key.arn, handler_module="demo",
+        outputs = build(settings)
+        LambdaFunction("demo", FunctionArgs(settings=settings, key_arn=outputs["kmsKeyArn"], handler_module="demo",
                                             description="Demo", environment={"TABLE": "t"},
                                             handlers_root=handlers_root, asynchronous=True))
 
     return synth(program)
 
 
-def mutated(synthesis: Synthesis, type_: str, mutate: Mutation) -> Synthesis:
+def mutated(synthesis: Synthesis, type_: str, mutate: Mutation | None) -> Synthesis:
+    """A copy of ``synthesis`` with one property of the first resource of ``type_`` changed (in its inputs and its
+    outputs, as resource and stack policies read them), or with that resource removed (``mutate=None``)."""
     resources = copy.deepcopy(synthesis.resources)
-    [target] = [r for r in resources if r.type == type_]
-    mutate(target.inputs)
+    target = next(r for r in resources if r.type == type_)
+    if mutate is None:
+        resources.remove(target)
+    else:
+        mutate(target.inputs)
+        mutate(target.outputs)
     return Synthesis(synthesis.stack, resources)
 
 
@@ -52,29 +60,81 @@ def names(findings: list[Any], level: str = "mandatory") -> list[str]:
     return [f.policy for f in findings if f.level == level]
 
 
-def drop(key: str) -> Mutation:
-    return lambda inputs: inputs.pop(key)
+def drop(*path: str) -> Mutation:
+    def mutate(props: dict[str, Any]) -> None:
+        for key in path[:-1]:
+            props = props[key]
+        props.pop(path[-1])
+
+    return mutate
 
 
-def put(key: str, value: Any) -> Mutation:
-    return lambda inputs: inputs.__setitem__(key, value)
+def put(*path_and_value: Any) -> Mutation:
+    *path, value = path_and_value
+
+    def mutate(props: dict[str, Any]) -> None:
+        for key in path[:-1]:
+            props = props[key]
+        props[path[-1]] = value
+
+    return mutate
 
 
-CASES: list[tuple[str, str, Mutation, str]] = [
+def tls_policy(effect: str, secure_transport: str) -> Mutation:
+    def mutate(props: dict[str, Any]) -> None:
+        document = json.loads(props["policy"])
+        document["Statement"][0]["Effect"] = effect
+        document["Statement"][0]["Condition"]["Bool"]["aws:SecureTransport"] = secure_transport
+        props["policy"] = json.dumps(document)
+
+    return mutate
+
+
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+FUNCTION = "aws:lambda/function:Function"
+FIREHOSE = "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream"
+SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+STAGE = "aws:apigateway/stage:Stage"
+POST = "aws:apigateway/method:Method"
+
+CASES: list[tuple[str, str, Mutation | None, str]] = [
     ("kms-key-rotation-enabled", "aws:kms/key:Key", put("enableKeyRotation", False), "set enable_key_rotation=True"),
     ("kms-key-rotation-enabled", "aws:kms/key:Key", drop("enableKeyRotation"), "set enable_key_rotation=True"),
-    ("cloudwatch-loggroup-encrypted", "aws:cloudwatch/logGroup:LogGroup", drop("kmsKeyId"), "set kms_key_id"),
-    ("cloudwatch-loggroup-encrypted", "aws:cloudwatch/logGroup:LogGroup", put("kmsKeyId", ""), "set kms_key_id"),
-    ("cloudwatch-loggroup-retention", "aws:cloudwatch/logGroup:LogGroup", drop("retentionInDays"),
-     "set retention_in_days"),
-    ("cloudwatch-loggroup-retention", "aws:cloudwatch/logGroup:LogGroup", put("retentionInDays", 0.0),
-     "set retention_in_days"),
-    ("lambda-function-tracing-active", "aws:lambda/function:Function", put("tracingConfig", {"mode": "PassThrough"}),
+    ("cloudwatch-loggroup-encrypted", LOG_GROUP, drop("kmsKeyId"), "set kms_key_id"),
+    ("cloudwatch-loggroup-encrypted", LOG_GROUP, put("kmsKeyId", ""), "set kms_key_id"),
+    ("cloudwatch-loggroup-retention", LOG_GROUP, drop("retentionInDays"), "set retention_in_days"),
+    ("cloudwatch-loggroup-retention", LOG_GROUP, put("retentionInDays", 0.0), "set retention_in_days"),
+    ("lambda-function-tracing-active", FUNCTION, put("tracingConfig", {"mode": "PassThrough"}),
      'set tracing_config mode="Active"'),
-    ("lambda-function-tracing-active", "aws:lambda/function:Function", drop("tracingConfig"),
-     'set tracing_config mode="Active"'),
-    ("lambda-function-environment-encrypted", "aws:lambda/function:Function", drop("kmsKeyArn"),
-     "set kms_key_arn"),
+    ("lambda-function-tracing-active", FUNCTION, drop("tracingConfig"), 'set tracing_config mode="Active"'),
+    ("lambda-function-environment-encrypted", FUNCTION, drop("kmsKeyArn"), "set kms_key_arn"),
+    ("kinesis-stream-encrypted", "aws:kinesis/stream:Stream", put("encryptionType", "NONE"),
+     'set encryption_type="KMS"'),
+    ("kinesis-stream-encrypted", "aws:kinesis/stream:Stream", drop("kmsKeyId"), "kms_key_id to the stack's key"),
+    ("kinesis-stream-encrypted", "aws:kinesis/stream:Stream", put("kmsKeyId", "alias/aws/kinesis"),
+     "customer-managed"),
+    ("firehose-deliverystream-encrypted", FIREHOSE, drop("extendedS3Configuration", "kmsKeyArn"),
+     "set extended_s3_configuration.kms_key_arn"),
+    ("firehose-deliverystream-encrypted", FIREHOSE, drop("kinesisSourceConfiguration"),
+     "key_type CUSTOMER_MANAGED_CMK"),
+    ("s3-bucket-encrypted", SSE, None, "add a BucketServerSideEncryptionConfiguration"),
+    ("s3-bucket-encrypted", SSE, put("rules", [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"},
+                                                "bucketKeyEnabled": True}]), 'sse_algorithm="aws:kms"'),
+    ("s3-bucket-encrypted", SSE, put("rules", [{"applyServerSideEncryptionByDefault": {
+        "sseAlgorithm": "aws:kms", "kmsMasterKeyId": "k"}, "bucketKeyEnabled": False}]), "bucket_key_enabled=True"),
+    ("s3-bucket-public-access-blocked", PAB, None, "add a BucketPublicAccessBlock"),
+    *[("s3-bucket-public-access-blocked", PAB, put(flag, False), "set to True") for flag in
+      ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")],
+    ("s3-bucket-tls-only", BUCKET_POLICY, None, "aws:SecureTransport is false"),
+    ("s3-bucket-tls-only", BUCKET_POLICY, tls_policy("Allow", "false"), "aws:SecureTransport is false"),
+    ("s3-bucket-tls-only", BUCKET_POLICY, tls_policy("Deny", "true"), "aws:SecureTransport is false"),
+    ("apigateway-stage-access-logging", STAGE, drop("accessLogSettings"), "set access_log_settings"),
+    ("apigateway-stage-access-logging", STAGE, drop("accessLogSettings", "format"), "a JSON format"),
+    ("apigateway-stage-xray", STAGE, put("xrayTracingEnabled", False), "set xray_tracing_enabled=True"),
+    ("apigateway-method-validated", POST, drop("requestValidatorId"), "set request_validator_id"),
+    ("apigateway-method-validated", POST, put("requestModels", {}), "request_models"),
 ]
 
 
@@ -90,7 +150,8 @@ def test_one_mutation_is_caught_by_its_policy(compliant: Synthesis, policy: str,
 
     assert names(findings) == [policy]
     assert fix in findings[0].message
-    assert findings[0].resource_type == type_
+    # Stack policies about a bucket's side resources report against the bucket.
+    assert findings[0].resource_type == ("aws:s3/bucket:Bucket" if policy.startswith("s3-bucket-") else type_)
 
 
 def test_every_policy_has_a_mutation_case() -> None:
@@ -98,11 +159,19 @@ def test_every_policy_has_a_mutation_case() -> None:
 
 
 def test_function_without_environment_needs_no_key(compliant: Synthesis) -> None:
-    def no_environment(inputs: dict[str, Any]) -> None:
-        inputs.pop("environment")
-        inputs.pop("kmsKeyArn")
+    def no_environment(props: dict[str, Any]) -> None:
+        props.pop("environment")
+        props.pop("kmsKeyArn")
 
-    assert evaluate(mutated(compliant, "aws:lambda/function:Function", no_environment)) == []
+    assert evaluate(mutated(compliant, FUNCTION, no_environment)) == []
+
+
+def test_read_only_methods_need_no_validator(compliant: Synthesis) -> None:
+    def get_without_validator(props: dict[str, Any]) -> None:
+        props["httpMethod"] = "GET"
+        props.pop("requestValidatorId")
+
+    assert evaluate(mutated(compliant, POST, get_without_validator)) == []
 
 
 def test_presence_checks_stay_decisive_when_the_value_is_unknown(settings: StackSettings, handlers_root: Path,
@@ -134,7 +203,7 @@ def test_stack_policies_see_property_dependencies_as_resources(compliant: Synthe
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         for r in args.resources:
-            if r.resource_type == "aws:cloudwatch/logGroup:LogGroup":
+            if r.resource_type == LOG_GROUP and r.name == "demo-logs":
                 seen["kmsKeyId"] = [d.resource_type for d in r.property_dependencies["kmsKeyId"]]
                 assert r.parent is not None
                 seen["parent"] = [r.parent.resource_type]

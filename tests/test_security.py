@@ -44,8 +44,9 @@ def test_key_policy_grants_root_and_only_this_regions_logs_for_this_stack(settin
     assert logs["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
     assert "kms:*" not in logs["Action"]
     allowed = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
-    assert all(arn.startswith(f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:") for arn in allowed)
-    assert all("cp-dev-euw1" in arn for arn in allowed)
+    assert allowed == [f"arn:aws:logs:eu-west-1:{ACCOUNT_ID}:log-group:{name}" for name in (
+        "/aws/lambda/cp-dev-euw1-*", "/aws/vendedlogs/cp-dev-euw1/*", "aws-waf-logs-cp-dev-euw1-*",
+        "API-Gateway-Execution-Logs_*")]
 
 
 def test_extra_grants_are_appended_to_the_key_policy(settings: StackSettings, synth: Synthesize) -> None:

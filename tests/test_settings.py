@@ -86,6 +86,31 @@ def test_default_prefixes_differ_per_environment_and_region() -> None:
     ({"extraTags": json.dumps([f"k{i}=v" for i in range(48)])}, "eu-west-1", "at most 47 extra tags"),
     ({"extraTags": json.dumps(["bad<key>=v"])}, "eu-west-1", "'bad<key>=v' is invalid"),
     ({"logRetentionDay": "30"}, "eu-west-1", "logRetentionDay = '30' is invalid: unknown key; the keys are"),
+    ({"eventTypes": "[]"}, "eu-west-1", "eventTypes = [] is invalid: 1-20 distinct names"),
+    ({"eventTypes": '["view", "view"]'}, "eu-west-1", "eventTypes = ['view', 'view'] is invalid"),
+    ({"eventTypes": '["page view"]'}, "eu-west-1", "eventTypes = ['page view'] is invalid"),
+    ({"eventTypes": json.dumps([f"t{i}" for i in range(21)])}, "eu-west-1", "1-20 distinct names"),
+    ({"collectClientDetails": "yes"}, "eu-west-1", "collectClientDetails = 'yes' is invalid: must be true or false"),
+    ({"collectionApiKeyRequired": "1"}, "eu-west-1", "collectionApiKeyRequired = '1' is invalid"),
+    ({"corsAllowedOrigins": '["*"]'}, "eu-west-1", "corsAllowedOrigins = ['*'] is invalid: at most 10 origins"),
+    ({"corsAllowedOrigins": '["http://www.example.com"]'}, "eu-west-1", "['http://www.example.com'] is invalid"),
+    ({"corsAllowedOrigins": '["https://example.com/path"]'}, "eu-west-1", "is invalid: at most 10 origins"),
+    ({"corsAllowedOrigins": '["https://Example.com"]'}, "eu-west-1", "['https://Example.com'] is invalid"),
+    ({"apiThrottleRateLimit": "0"}, "eu-west-1", "apiThrottleRateLimit = '0' is invalid: must be between 1 and 10000"),
+    ({"apiThrottleBurstLimit": "5001"}, "eu-west-1", "apiThrottleBurstLimit = '5001' is invalid"),
+    ({"apiThrottleRateLimit": "2000"}, "eu-west-1",
+     "apiThrottleBurstLimit = 1000 is invalid: must be at least apiThrottleRateLimit (2000)"),
+    ({"apiQuotaPerDay": "-1"}, "eu-west-1", "apiQuotaPerDay = '-1' is invalid: must be 0 (no quota) or positive"),
+    ({"streamMode": "on-demand"}, "eu-west-1", "streamMode = 'on-demand' is invalid: must be one of ON_DEMAND"),
+    ({"streamShardCount": "0"}, "eu-west-1", "streamShardCount = '0' is invalid: must be between 1 and 500"),
+    ({"streamRetentionHours": "12"}, "eu-west-1", "streamRetentionHours = '12' is invalid: must be between 24"),
+    ({"firehoseBufferSeconds": "30"}, "eu-west-1", "firehoseBufferSeconds = '30' is invalid: must be between 60"),
+    ({"firehoseBufferMiB": "129"}, "eu-west-1", "firehoseBufferMiB = '129' is invalid: must be between 1 and 128"),
+    ({"rawDataTransitionDays": "10"}, "eu-west-1", "rawDataTransitionDays = '10' is invalid: must be 0"),
+    ({"rawDataExpirationDays": "20"}, "eu-west-1",
+     "rawDataExpirationDays = 20 is invalid: must be greater than rawDataTransitionDays (30) or 0"),
+    ({"noncurrentVersionExpirationDays": "0"}, "eu-west-1", "noncurrentVersionExpirationDays = '0' is invalid"),
+    ({"manageApiGatewayAccount": "maybe"}, "eu-west-1", "manageApiGatewayAccount = 'maybe' is invalid"),
 ])
 def test_invalid_values_are_rejected_with_key_value_and_allowed(overrides: dict[str, str], region: str | None,
                                                                 expected: str) -> None:
@@ -101,6 +126,28 @@ def test_all_problems_are_reported_at_once() -> None:
         parse({"logRetentionDays": "13", "lambdaArchitecture": "sparc"}, region="mars-1")
 
     assert len(excinfo.value.problems) == 3
+
+
+def test_ingestion_values_are_read_from_their_keys() -> None:
+    ingestion = parse_settings({
+        "environment": "dev", "eventTypes": '["view", "play"]', "collectClientDetails": "true",
+        "collectionApiKeyRequired": "false", "corsAllowedOrigins": '["https://www.example.com", "http://localhost:3000"]',
+        "apiThrottleRateLimit": "100", "apiThrottleBurstLimit": "200", "apiQuotaPerDay": "5000",
+        "streamMode": "PROVISIONED", "streamShardCount": "3", "streamRetentionHours": "168",
+        "firehoseBufferSeconds": "900", "firehoseBufferMiB": "128", "rawDataTransitionDays": "60",
+        "rawDataExpirationDays": "730", "noncurrentVersionExpirationDays": "7", "manageApiGatewayAccount": "false",
+    }, region="eu-west-1", stack="dev").ingestion
+
+    assert ingestion.event_types == ("view", "play")
+    assert ingestion.collect_client_details is True and ingestion.api_key_required is False
+    assert ingestion.cors_allowed_origins == ("https://www.example.com", "http://localhost:3000")
+    assert (ingestion.throttle_rate_limit, ingestion.throttle_burst_limit, ingestion.quota_per_day) == (100, 200, 5000)
+    assert (ingestion.stream_mode, ingestion.stream_shard_count, ingestion.stream_retention_hours) == (
+        "PROVISIONED", 3, 168)
+    assert (ingestion.firehose_buffer_seconds, ingestion.firehose_buffer_mib) == (900, 128)
+    assert (ingestion.raw_transition_days, ingestion.raw_expiration_days) == (60, 730)
+    assert ingestion.noncurrent_version_expiration_days == 7
+    assert ingestion.manage_api_gateway_account is False
 
 
 def test_retention_accepts_every_cloudwatch_value() -> None:

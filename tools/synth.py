@@ -31,6 +31,10 @@ UNKNOWN = "<known after deploy>"
 _COMPUTED: Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]] = {
     "aws:kms/key:Key": lambda name, _: {"keyId": f"{name}-key-id"},
     "aws:sqs/queue:Queue": lambda name, inputs: {"url": f"https://sqs.example/{inputs.get('name', name)}"},
+    "aws:apigateway/restApi:RestApi": lambda name, _: {"rootResourceId": f"{name}-root",
+                                                       "executionArn": f"arn:aws:execute-api:{name}"},
+    "aws:apigateway/stage:Stage": lambda name, inputs: {
+        "invokeUrl": f"https://{name}.execute-api.example/{inputs.get('stageName')}"},
 }
 
 

@@ -2,8 +2,9 @@
 
 from pulumi_policy import Policy
 
-from . import cloudwatch, kms, lambda_
+from . import apigateway, cloudwatch, kinesis, kms, lambda_, s3
 
 PACK_NAME = "clickstream-personalization"
 
-POLICIES: list[Policy] = [*kms.POLICIES, *cloudwatch.POLICIES, *lambda_.POLICIES]
+POLICIES: list[Policy] = [*kms.POLICIES, *cloudwatch.POLICIES, *lambda_.POLICIES, *kinesis.POLICIES, *s3.POLICIES,
+                          *apigateway.POLICIES]

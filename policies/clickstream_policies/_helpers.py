@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+from pulumi_policy import (
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationPolicy,
+)
+from pulumi_policy.policy import StackValidation
 from pulumi_policy.proxy import UnknownValueError
 
 ResourceCheck = Callable[[ResourceValidationArgs, ReportViolation], None]
 
 
-def is_set(props: Mapping[str, Any], key: str) -> bool:
-    """True when ``key`` holds a value, or a value only known after deploy (an input wired to another resource).
+UNKNOWN = object()
+"""What ``peek`` returns for a value that is only known after deploy (an input wired to another resource)."""
 
-    Iterating the keys does not touch values, so a presence check stays decisive during preview.
+
+def peek(props: Mapping[str, Any], key: str) -> Any:
+    """The value at ``key``, None when absent, or ``UNKNOWN``, without raising during preview.
+
+    Iterating the keys does not touch values, so presence checks stay decisive while values are unknown.
     """
     if key not in list(props):
-        return False
+        return None
     try:
-        value = props[key]
+        return props[key]
     except UnknownValueError:
+        return UNKNOWN
+
+
+def is_set(props: Mapping[str, Any], key: str) -> bool:
+    """True when ``key`` holds a non-empty value or one known only after deploy."""
+    value = peek(props, key)
+    if value is UNKNOWN:
         return True
-    return value not in (None, "", [], {})
+    return value is not None and not (isinstance(value, (str, Sequence, Mapping)) and len(value) == 0)
 
 
 def resource_policy(name: str, description: str, resource_type: str, check: ResourceCheck) -> ResourceValidationPolicy:
@@ -33,3 +51,15 @@ def resource_policy(name: str, description: str, resource_type: str, check: Reso
             check(args, report_violation)
 
     return ResourceValidationPolicy(name=name, description=description, validate=validate)
+
+
+def attached(resources: Sequence[PolicyResource], target: PolicyResource, resource_type: str,
+             prop: str = "bucket") -> list[PolicyResource]:
+    """Resources of ``resource_type`` whose ``prop`` is wired to ``target`` (followed through property dependencies,
+    so it works while ids are still unknown)."""
+    return [r for r in resources
+            if r.resource_type == resource_type and any(d is target for d in r.property_dependencies.get(prop, []))]
+
+
+def stack_policy(name: str, description: str, validate: StackValidation) -> StackValidationPolicy:
+    return StackValidationPolicy(name=name, description=description, validate=validate)

@@ -1,0 +1,481 @@
+"""Ingestion: collection API (API Gateway → Kinesis, no Lambda) → Kinesis Data Stream → Firehose → raw S3 store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import templates
+from components.settings import StackSettings
+
+STAGE_NAME = "v1"
+MODEL_NAME = "ClickstreamEventBatch"
+# Firehose partitions by arrival time (UTC hour). Client timestamps could scatter a batch over arbitrary dates.
+EVENTS_PREFIX = "events/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
+ERRORS_PREFIX = ("errors/!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/"
+                 "day=!{timestamp:dd}/")
+CORS_HEADERS = "Content-Type,X-Api-Key"
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTimeEpoch",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationStatus": "$context.integration.status",
+    "integrationLatency": "$context.integration.latency",
+    "errorMessage": "$context.error.message",
+    "validationError": "$context.error.validationErrorString",
+    "wafResponseCode": "$context.wafResponseCode",
+    "apiKeyId": "$context.identity.apiKeyId",
+    "xrayTraceId": "$context.xrayTraceId",
+}
+
+
+def _document(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _trust(service: str, conditions: Mapping[str, Any] | None = None) -> pulumi.Output[str]:
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if conditions:
+        statement["Condition"] = conditions
+    return _document([statement])
+
+
+def lifecycle_rules(settings: StackSettings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+    """The raw bucket's lifecycle: history kept (training reads it), cheaper storage after a while, no debris."""
+    ingestion = settings.ingestion
+    s3 = aws.s3
+    rules = []
+    if ingestion.raw_transition_days or ingestion.raw_expiration_days:
+        for prefix in ("events/", "errors/"):
+            rules.append(s3.BucketLifecycleConfigurationRuleArgs(
+                id=f"{prefix.rstrip('/')}-storage",
+                status="Enabled",
+                filter=s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+                transitions=[s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                    days=ingestion.raw_transition_days, storage_class="STANDARD_IA")]
+                if ingestion.raw_transition_days else None,
+                expiration=s3.BucketLifecycleConfigurationRuleExpirationArgs(days=ingestion.raw_expiration_days)
+                if ingestion.raw_expiration_days else None,
+            ))
+    rules.append(s3.BucketLifecycleConfigurationRuleArgs(
+        id="versions-and-uploads",
+        status="Enabled",
+        filter=s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+        noncurrent_version_expiration=s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+            noncurrent_days=ingestion.noncurrent_version_expiration_days),
+        abort_incomplete_multipart_upload=s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+            days_after_initiation=7),
+    ))
+    return rules
+
+
+@dataclass(frozen=True)
+class IngestionArgs:
+    settings: StackSettings
+    key_arn: pulumi.Input[str]
+
+
+class IngestionPipeline(pulumi.ComponentResource):
+    """Everything between a reader's click and the raw clickstream store."""
+
+    stream: aws.kinesis.Stream
+    bucket: aws.s3.Bucket
+    delivery_stream: aws.kinesis.FirehoseDeliveryStream
+    api: aws.apigateway.RestApi
+    stage: aws.apigateway.Stage
+    api_key: aws.apigateway.ApiKey | None
+    collect_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: IngestionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("clickstream:ingestion:IngestionPipeline", name, None, opts)
+        self._settings = args.settings
+        self._key_arn = args.key_arn
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        self._account = aws.get_caller_identity_output(opts=invoke).account_id
+        self._partition = aws.get_partition_output(opts=invoke).partition
+
+        self._stream()
+        self._raw_bucket()
+        self._firehose()
+        self._api()
+        self.register_outputs({
+            "collectUrl": self.collect_url,
+            "streamName": self.stream.name,
+            "rawBucket": self.bucket.bucket,
+            "deliveryStream": self.delivery_stream.name,
+        })
+
+    def _log_group(self, suffix: str, name: pulumi.Input[str]) -> aws.cloudwatch.LogGroup:
+        return aws.cloudwatch.LogGroup(
+            f"{self._name}-{suffix}",
+            name=name,
+            retention_in_days=self._settings.log_retention_days,
+            kms_key_id=self._key_arn,
+            opts=self._child,
+        )
+
+    def _role(self, suffix: str, service: str, statements: Sequence[Mapping[str, Any]],
+              conditions: Mapping[str, Any] | None = None) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        role = aws.iam.Role(
+            f"{self._name}-{suffix}-role",
+            name=self._settings.physical_name(suffix),
+            assume_role_policy=_trust(service, conditions),
+            opts=self._child,
+        )
+        policy = aws.iam.RolePolicy(f"{self._name}-{suffix}-policy", role=role.id, policy=_document(statements),
+                                    opts=self._child)
+        return role, policy
+
+    def _stream(self) -> None:
+        ingestion = self._settings.ingestion
+        provisioned = ingestion.stream_mode == "PROVISIONED"
+        self.stream = aws.kinesis.Stream(
+            f"{self._name}-stream",
+            name=self._settings.physical_name("clicks"),
+            encryption_type="KMS",
+            kms_key_id=self._key_arn,
+            retention_period=ingestion.stream_retention_hours,
+            stream_mode_details=aws.kinesis.StreamStreamModeDetailsArgs(stream_mode=ingestion.stream_mode),
+            shard_count=ingestion.stream_shard_count if provisioned else None,
+            opts=self._child,
+        )
+
+    def _raw_bucket(self) -> None:
+        bucket_name = self._account.apply(lambda account: self._settings.physical_name(f"raw-{account}", 63))
+        # Derived from the name, not the bucket's output, so the TLS policy is known at preview time.
+        self._bucket_arn = pulumi.Output.concat("arn:", self._partition, ":s3:::", bucket_name)
+        self.bucket = aws.s3.Bucket(f"{self._name}-raw", bucket=bucket_name, force_destroy=False, opts=self._child)
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{self._name}-raw-encryption",
+            bucket=self.bucket.id,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3
+                .BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="aws:kms", kms_master_key_id=self._key_arn),
+                bucket_key_enabled=True,
+            )],
+            opts=self._child,
+        )
+        aws.s3.BucketVersioning(
+            f"{self._name}-raw-versioning",
+            bucket=self.bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=self._child,
+        )
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{self._name}-raw-public-access",
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=self._child,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{self._name}-raw-ownership",
+            bucket=self.bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=self._child,
+        )
+        aws.s3.BucketPolicy(
+            f"{self._name}-raw-policy",
+            bucket=self.bucket.id,
+            policy=_document([{
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [self._bucket_arn, pulumi.Output.concat(self._bucket_arn, "/*")],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{self._name}-raw-lifecycle",
+            bucket=self.bucket.id,
+            rules=lifecycle_rules(self._settings),
+            opts=self._child,
+        )
+
+    def _firehose(self) -> None:
+        settings, ingestion = self._settings, self._settings.ingestion
+        log_group_name = f"/aws/vendedlogs/{settings.name_prefix}/firehose"
+        log_group = self._log_group("firehose-logs", log_group_name)
+        log_stream = aws.cloudwatch.LogStream(f"{self._name}-firehose-delivery", name="S3Delivery",
+                                              log_group_name=log_group.name, opts=self._child)
+        region = settings.region
+        role, policy = self._role("firehose", "firehose.amazonaws.com", [
+            {"Sid": "ReadClickStream", "Effect": "Allow",
+             "Action": ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetShardIterator",
+                        "kinesis:GetRecords", "kinesis:ListShards"],
+             "Resource": self.stream.arn},
+            {"Sid": "WriteRawObjects", "Effect": "Allow",
+             "Action": ["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket",
+                        "s3:ListBucketMultipartUploads", "s3:PutObject"],
+             "Resource": [self._bucket_arn, pulumi.Output.concat(self._bucket_arn, "/*")]},
+            {"Sid": "UseStackKeyThroughKinesisAndS3", "Effect": "Allow",
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": self._key_arn,
+             "Condition": {"StringEquals": {"kms:ViaService": [f"kinesis.{region}.amazonaws.com",
+                                                               f"s3.{region}.amazonaws.com"]}}},
+            {"Sid": "WriteDeliveryErrors", "Effect": "Allow", "Action": ["logs:PutLogEvents"],
+             "Resource": log_group.arn.apply(lambda arn: f"{arn}:*")},
+        ], conditions={"StringEquals": {"sts:ExternalId": self._account}})
+        self.delivery_stream = aws.kinesis.FirehoseDeliveryStream(
+            f"{self._name}-delivery",
+            name=settings.physical_name("raw-delivery"),
+            destination="extended_s3",
+            kinesis_source_configuration=aws.kinesis.FirehoseDeliveryStreamKinesisSourceConfigurationArgs(
+                kinesis_stream_arn=self.stream.arn, role_arn=role.arn),
+            extended_s3_configuration=aws.kinesis.FirehoseDeliveryStreamExtendedS3ConfigurationArgs(
+                bucket_arn=self.bucket.arn,
+                role_arn=role.arn,
+                kms_key_arn=self._key_arn,
+                compression_format="GZIP",
+                prefix=EVENTS_PREFIX,
+                error_output_prefix=ERRORS_PREFIX,
+                file_extension=".jsonl.gz",
+                buffering_interval=ingestion.firehose_buffer_seconds,
+                buffering_size=ingestion.firehose_buffer_mib,
+                cloudwatch_logging_options=aws.kinesis
+                .FirehoseDeliveryStreamExtendedS3ConfigurationCloudwatchLoggingOptionsArgs(
+                    enabled=True, log_group_name=log_group.name, log_stream_name=log_stream.name),
+                # One JSON object per line in the delivered objects.
+                processing_configuration=aws.kinesis
+                .FirehoseDeliveryStreamExtendedS3ConfigurationProcessingConfigurationArgs(
+                    enabled=True,
+                    processors=[aws.kinesis
+                                .FirehoseDeliveryStreamExtendedS3ConfigurationProcessingConfigurationProcessorArgs(
+                                    type="AppendDelimiterToRecord")],
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+
+    def _api(self) -> None:
+        settings, ingestion = self._settings, self._settings.ingestion
+        origins = ingestion.cors_allowed_origins
+        api = self.api = aws.apigateway.RestApi(
+            f"{self._name}-api",
+            name=settings.physical_name("collect"),
+            description="Collects reader events into the clickstream (no Lambda on this path)",
+            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
+            api_key_source="HEADER",
+            opts=self._child,
+        )
+        events = aws.apigateway.Resource(f"{self._name}-events", rest_api=api.id, parent_id=api.root_resource_id,
+                                         path_part="events", opts=self._child)
+        model = aws.apigateway.Model(
+            f"{self._name}-model",
+            rest_api=api.id,
+            name=MODEL_NAME,
+            content_type="application/json",
+            schema=json.dumps(templates.events_schema(ingestion.event_types)),
+            opts=self._child,
+        )
+        validator = aws.apigateway.RequestValidator(f"{self._name}-validator", rest_api=api.id,
+                                                    name="body-and-parameters", validate_request_body=True,
+                                                    validate_request_parameters=True, opts=self._child)
+        role, role_policy = self._role("collect-api", "apigateway.amazonaws.com", [
+            {"Sid": "PutClicks", "Effect": "Allow", "Action": ["kinesis:PutRecords"], "Resource": self.stream.arn},
+            {"Sid": "EncryptClicks", "Effect": "Allow", "Action": ["kms:GenerateDataKey"], "Resource": self._key_arn,
+             "Condition": {"StringEquals": {"kms:ViaService": f"kinesis.{settings.region}.amazonaws.com"}}},
+        ], conditions={"StringEquals": {"aws:SourceAccount": self._account}})
+
+        request_template = templates.put_records_request(self.stream_name, ingestion.collect_client_details)
+        post = aws.apigateway.Method(
+            f"{self._name}-post",
+            rest_api=api.id,
+            resource_id=events.id,
+            http_method="POST",
+            authorization="NONE",
+            api_key_required=ingestion.api_key_required,
+            request_validator_id=validator.id,
+            request_models={"application/json": model.name, "text/plain": model.name},
+            opts=self._child,
+        )
+        integration = aws.apigateway.Integration(
+            f"{self._name}-put-records",
+            rest_api=api.id,
+            resource_id=events.id,
+            http_method=post.http_method,
+            type="AWS",
+            integration_http_method="POST",
+            uri=pulumi.Output.concat("arn:", self._partition, ":apigateway:", settings.region,
+                                     ":kinesis:action/PutRecords"),
+            credentials=role.arn,
+            passthrough_behavior="NEVER",
+            request_parameters={"integration.request.header.Content-Type": "'application/x-amz-json-1.1'"},
+            # navigator.sendBeacon posts text/plain: the same template and validation apply.
+            request_templates={"application/json": request_template, "text/plain": request_template},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+        )
+        header_names = ["Access-Control-Allow-Origin", "Retry-After", "Vary"]
+        responses: list[pulumi.Resource] = []
+        for status, pattern, template in (
+            ("200", None, templates.put_records_response(origins)),
+            ("500", "4\\d{2}", templates.kinesis_error_response(origins)),
+            ("503", "5\\d{2}", templates.kinesis_error_response(origins)),
+        ):
+            method_response = aws.apigateway.MethodResponse(
+                f"{self._name}-post-{status}",
+                rest_api=api.id, resource_id=events.id, http_method=post.http_method, status_code=status,
+                response_models={"application/json": "Empty"},
+                response_parameters={f"method.response.header.{h}": False for h in header_names},
+                opts=self._child,
+            )
+            responses.append(aws.apigateway.IntegrationResponse(
+                f"{self._name}-put-records-{status}",
+                rest_api=api.id, resource_id=events.id, http_method=post.http_method, status_code=status,
+                selection_pattern=pattern,
+                response_templates={"application/json": template},
+                response_parameters={"method.response.header.Vary": "'Origin'"},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[integration, method_response]),
+            ))
+        if origins:
+            responses += self._preflight(events, origins)
+        responses += self._gateway_responses(origins)
+
+        deployment_inputs = json.dumps({
+            "request": request_template, "responses": [templates.put_records_response(origins),
+                                                       templates.kinesis_error_response(origins)],
+            "schema": templates.events_schema(ingestion.event_types), "apiKey": ingestion.api_key_required,
+            "origins": list(origins),
+        }, sort_keys=True)
+        deployment = aws.apigateway.Deployment(
+            f"{self._name}-deployment",
+            rest_api=api.id,
+            description="Collection API",
+            triggers={"configuration": hashlib.sha256(deployment_inputs.encode()).hexdigest()},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[post, integration, *responses]),
+        )
+        self.stage = self._stage(deployment)
+        self.api_key = self._usage_plan() if ingestion.api_key_required else None
+        self.collect_url = pulumi.Output.concat(self.stage.invoke_url, "/events")
+
+    @property
+    def stream_name(self) -> str:
+        return self._settings.physical_name("clicks")
+
+    def _preflight(self, events: aws.apigateway.Resource, origins: Sequence[str]) -> list[pulumi.Resource]:
+        options = aws.apigateway.Method(f"{self._name}-options", rest_api=self.api.id, resource_id=events.id,
+                                        http_method="OPTIONS", authorization="NONE", opts=self._child)
+        mock = aws.apigateway.Integration(
+            f"{self._name}-options-mock", rest_api=self.api.id, resource_id=events.id,
+            http_method=options.http_method, type="MOCK",
+            request_templates={"application/json": '{"statusCode": 200}'}, opts=self._child,
+        )
+        allow = {"Access-Control-Allow-Methods": "'POST,OPTIONS'",
+                 "Access-Control-Allow-Headers": f"'{CORS_HEADERS}'",
+                 "Access-Control-Max-Age": "'600'", "Vary": "'Origin'"}
+        method_response = aws.apigateway.MethodResponse(
+            f"{self._name}-options-200", rest_api=self.api.id, resource_id=events.id,
+            http_method=options.http_method, status_code="200",
+            response_parameters={f"method.response.header.{h}": False
+                                 for h in [*allow, "Access-Control-Allow-Origin"]},
+            opts=self._child,
+        )
+        response = aws.apigateway.IntegrationResponse(
+            f"{self._name}-options-mock-200", rest_api=self.api.id, resource_id=events.id,
+            http_method=options.http_method, status_code="200",
+            response_parameters={f"method.response.header.{h}": v for h, v in allow.items()},
+            response_templates={"application/json": templates.cors_preflight_response(origins)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[mock, method_response]),
+        )
+        return [options, mock, response]
+
+    def _gateway_responses(self, origins: Sequence[str]) -> list[pulumi.Resource]:
+        # Errors API Gateway answers itself cannot run the CORS template: with one origin it is named; with several,
+        # the request's Origin is echoed (only error messages are exposed that way, never data).
+        headers: dict[str, str] = {}
+        if len(origins) == 1:
+            headers["gatewayresponse.header.Access-Control-Allow-Origin"] = f"'{origins[0]}'"
+        elif origins:
+            headers["gatewayresponse.header.Access-Control-Allow-Origin"] = "method.request.header.Origin"
+        bodies = {"BAD_REQUEST_BODY": templates.gateway_bad_request_body_response(),
+                  "DEFAULT_4XX": templates.gateway_error_response(),
+                  "DEFAULT_5XX": templates.gateway_error_response()}
+        return [aws.apigateway.Response(
+            f"{self._name}-{kind.lower().replace('_', '-')}",
+            rest_api_id=self.api.id,
+            response_type=kind,
+            response_templates={"application/json": body},
+            response_parameters=headers or None,
+            opts=self._child,
+        ) for kind, body in bodies.items()]
+
+    def _stage(self, deployment: aws.apigateway.Deployment) -> aws.apigateway.Stage:
+        settings, ingestion = self._settings, self._settings.ingestion
+        access_logs = self._log_group("api-access-logs",
+                                      f"/aws/vendedlogs/{settings.name_prefix}/apigateway/collect-access")
+        # API Gateway writes execution logs to this fixed name; creating it first makes it encrypted and retained.
+        execution_logs = self._log_group(
+            "api-execution-logs", pulumi.Output.concat("API-Gateway-Execution-Logs_", self.api.id, f"/{STAGE_NAME}"))
+        depends: list[pulumi.Resource] = [execution_logs]
+        if ingestion.manage_api_gateway_account:
+            depends.append(self._api_gateway_account())
+        stage = aws.apigateway.Stage(
+            f"{self._name}-stage",
+            rest_api=self.api.id,
+            deployment=deployment.id,
+            stage_name=STAGE_NAME,
+            xray_tracing_enabled=True,
+            access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(
+                destination_arn=access_logs.arn, format=json.dumps(ACCESS_LOG_FORMAT)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+        aws.apigateway.MethodSettings(
+            f"{self._name}-method-settings",
+            rest_api=self.api.id,
+            stage_name=stage.stage_name,
+            method_path="*/*",
+            settings=aws.apigateway.MethodSettingsSettingsArgs(
+                metrics_enabled=True,
+                logging_level="INFO",
+                data_trace_enabled=False,  # request bodies hold reader data: never in execution logs
+                throttling_rate_limit=ingestion.throttle_rate_limit,
+                throttling_burst_limit=ingestion.throttle_burst_limit,
+            ),
+            opts=self._child,
+        )
+        return stage
+
+    def _api_gateway_account(self) -> aws.apigateway.Account:
+        logs_arn = pulumi.Output.concat("arn:", self._partition, ":logs:", self._settings.region, ":",
+                                        self._account, ":log-group:API-Gateway-Execution-Logs_*")
+        role, policy = self._role("apigw-cloudwatch", "apigateway.amazonaws.com", [
+            {"Sid": "WriteExecutionLogs", "Effect": "Allow",
+             "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+             "Resource": [logs_arn, pulumi.Output.concat(logs_arn, ":*")]},
+        ], conditions={"StringEquals": {"aws:SourceAccount": self._account}})
+        return aws.apigateway.Account(f"{self._name}-apigw-account", cloudwatch_role_arn=role.arn,
+                                      opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+
+    def _usage_plan(self) -> aws.apigateway.ApiKey:
+        ingestion = self._settings.ingestion
+        key = aws.apigateway.ApiKey(f"{self._name}-api-key", name=self._settings.physical_name("collect"),
+                                    description="Key of the sites that send reader events", opts=self._child)
+        plan = aws.apigateway.UsagePlan(
+            f"{self._name}-usage-plan",
+            name=self._settings.physical_name("collect"),
+            api_stages=[aws.apigateway.UsagePlanApiStageArgs(api_id=self.api.id, stage=self.stage.stage_name)],
+            throttle_settings=aws.apigateway.UsagePlanThrottleSettingsArgs(
+                rate_limit=ingestion.throttle_rate_limit, burst_limit=ingestion.throttle_burst_limit),
+            quota_settings=(aws.apigateway.UsagePlanQuotaSettingsArgs(limit=ingestion.quota_per_day, period="DAY")
+                            if ingestion.quota_per_day else None),
+            opts=self._child,
+        )
+        aws.apigateway.UsagePlanKey(f"{self._name}-usage-plan-key", key_id=key.id, key_type="API_KEY",
+                                    usage_plan_id=plan.id, opts=self._child)
+        return key
