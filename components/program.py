@@ -6,6 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.ingestion import IngestionArgs, IngestionPipeline
+from components.realtime import RealtimeArgs, RealtimeEvents
 from components.security import EncryptionKey, EncryptionKeyArgs
 from components.settings import StackSettings
 
@@ -22,6 +23,9 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
     key = EncryptionKey(settings.physical_name("key"), EncryptionKeyArgs(settings=settings), opts=opts)
     ingestion = IngestionPipeline(settings.physical_name("ingestion"),
                                   IngestionArgs(settings=settings, key_arn=key.arn), opts=opts)
+    realtime = RealtimeEvents(settings.physical_name("realtime"),
+                              RealtimeArgs(settings=settings, key_arn=key.arn, stream_arn=ingestion.stream.arn),
+                              opts=opts)
     return {
         "region": settings.region,
         "namePrefix": settings.name_prefix,
@@ -32,4 +36,8 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         "clickStreamName": ingestion.stream.name,
         "rawBucket": ingestion.bucket.bucket,
         "rawDeliveryStream": ingestion.delivery_stream.name,
+        "eventProcessor": realtime.processor.name,
+        "eventProcessorDeadLetterQueue": realtime.dead_letter_queue.url,
+        "eventProcessorFailureQueue": realtime.failure_queue.url,
+        "trackingIdParameter": settings.parameter_name("tracking-id"),
     }

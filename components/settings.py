@@ -114,6 +114,23 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               "exceed rawDataTransitionDays when both are set."),
     ConfigKey("noncurrentVersionExpirationDays", "integer", 30,
               "Days after which overwritten or deleted versions of raw objects are removed (1-3650)."),
+    ConfigKey("processorBatchSize", "integer", 100,
+              "Records per invocation of the real-time event processor (1-10000)."),
+    ConfigKey("processorBatchingWindowSeconds", "integer", 1,
+              "Seconds the event source mapping may wait to fill a batch (0-300): latency against cost."),
+    ConfigKey("processorParallelizationFactor", "integer", 2,
+              "Concurrent batches per shard (1-10); a session stays on one shard and in order."),
+    ConfigKey("processorMaximumRecordAgeSeconds", "integer", 21600,
+              "Records older than this (60-604800 s) go to the on-failure queue instead of blocking a shard."),
+    ConfigKey("processorMaximumRetryAttempts", "integer", 10,
+              "Retries of a failing batch before its metadata goes to the on-failure queue (0-10000)."),
+    ConfigKey("processorConcurrency", "integer", 8,
+              "PutEvents calls in flight at once inside one invocation (1-64)."),
+    ConfigKey("processorMemoryMb", "integer", 512, "Memory of the event processor (128-10240 MB)."),
+    ConfigKey("processorTimeoutSeconds", "integer", 60, "Timeout of the event processor (10-900 s)."),
+    ConfigKey("parameterCacheSeconds", "integer", 60,
+              "How long functions cache what training publishes in SSM (1-3600 s): a new tracker or campaign "
+              "is picked up within this time."),
     ConfigKey("manageApiGatewayAccount", "boolean", True,
               "Set the region's API Gateway CloudWatch role (an account-wide setting needed for execution logs). "
               "Only one stack per account and region may manage it: set false in the others."),
@@ -158,6 +175,19 @@ class IngestionSettings:
 
 
 @dataclass(frozen=True)
+class RealtimeSettings:
+    batch_size: int
+    batching_window_seconds: int
+    parallelization_factor: int
+    maximum_record_age_seconds: int
+    maximum_retry_attempts: int
+    concurrency: int
+    memory_mb: int
+    timeout_seconds: int
+    parameter_cache_seconds: int
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     stack: str
@@ -170,6 +200,7 @@ class StackSettings:
     lambda_architecture: str
     powertools_layer_version: int
     ingestion: IngestionSettings
+    realtime: RealtimeSettings
 
     @property
     def region_code(self) -> str:
@@ -181,6 +212,10 @@ class StackSettings:
         if len(name) > max_length:
             raise ValueError(f"physical name {name!r} is longer than {max_length} characters")
         return name
+
+    def parameter_name(self, key: str) -> str:
+        """The SSM parameter where training publishes ``key`` and the handlers read it."""
+        return f"/{self.name_prefix}/personalize/{key}"
 
     def powertools_layer_arn(self, partition: str = "aws") -> str:
         runtime = LAMBDA_RUNTIME.replace(".", "")
@@ -334,6 +369,23 @@ def _parse_ingestion(reader: _Reader) -> IngestionSettings:
     )
 
 
+def _parse_realtime(reader: _Reader) -> RealtimeSettings:
+    def between(key: str, low: int, high: int) -> int:
+        return reader.integer(key, lambda v: low <= v <= high, f"must be between {low} and {high}")
+
+    return RealtimeSettings(
+        batch_size=between("processorBatchSize", 1, 10000),
+        batching_window_seconds=between("processorBatchingWindowSeconds", 0, 300),
+        parallelization_factor=between("processorParallelizationFactor", 1, 10),
+        maximum_record_age_seconds=between("processorMaximumRecordAgeSeconds", 60, 604800),
+        maximum_retry_attempts=between("processorMaximumRetryAttempts", 0, 10000),
+        concurrency=between("processorConcurrency", 1, 64),
+        memory_mb=between("processorMemoryMb", 128, 10240),
+        timeout_seconds=between("processorTimeoutSeconds", 10, 900),
+        parameter_cache_seconds=between("parameterCacheSeconds", 1, 3600),
+    )
+
+
 def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
                    project: str = PROJECT) -> StackSettings:
     """Validate raw config values (``key -> string``, without namespace) into ``StackSettings``.
@@ -365,6 +417,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
     architecture = reader.choice("lambdaArchitecture", LAMBDA_ARCHITECTURES)
     layer_version = reader.integer("powertoolsLayerVersion", lambda v: v >= 1, "must be a positive integer")
     ingestion = _parse_ingestion(reader)
+    realtime = _parse_realtime(reader)
 
     if reader.problems:
         raise SettingsError(reader.problems)
@@ -380,6 +433,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
         lambda_architecture=architecture,
         powertools_layer_version=layer_version,
         ingestion=ingestion,
+        realtime=realtime,
     )
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+# The event schema lives with the handler code: the real-time processor validates records with the same file.
+EVENTS_SCHEMA = TEMPLATES_DIR.parent.parent / "handlers" / "common" / "schemas" / "collect_events.schema.json"
 _PLACEHOLDER = re.compile(r"@@[A-Z_]+@@")
 # What may be pasted into a template: origins and stream names are validated to these shapes before.
 _SAFE_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
@@ -34,7 +36,7 @@ def _fill(text: str, **values: str) -> str:
 
 def events_schema(event_types: Sequence[str]) -> dict[str, Any]:
     """The JSON Schema (draft 4, as API Gateway models require) of a POST /events body."""
-    schema: dict[str, Any] = json.loads(_read("collect_events.schema.json"))
+    schema: dict[str, Any] = json.loads(EVENTS_SCHEMA.read_text(encoding="utf-8"))
     event = schema["properties"]["events"]["items"]["properties"]
     if event["eventType"]["enum"] != ["@@EVENT_TYPES@@"]:
         raise ValueError("collect_events.schema.json must list eventType as the @@EVENT_TYPES@@ placeholder")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.config import MissingConfigurationError, required_env
-from tests.lambda_sandbox import build_package, import_in_isolation
+from tools.lambda_sandbox import build_package, import_in_isolation
 
 
 def test_required_env_returns_the_trimmed_value() -> None:

@@ -98,6 +98,8 @@ PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 STAGE = "aws:apigateway/stage:Stage"
 POST = "aws:apigateway/method:Method"
+ESM = "aws:lambda/eventSourceMapping:EventSourceMapping"
+QUEUE = "aws:sqs/queue:Queue"
 
 CASES: list[tuple[str, str, Mutation | None, str]] = [
     ("kms-key-rotation-enabled", "aws:kms/key:Key", put("enableKeyRotation", False), "set enable_key_rotation=True"),
@@ -135,6 +137,17 @@ CASES: list[tuple[str, str, Mutation | None, str]] = [
     ("apigateway-stage-xray", STAGE, put("xrayTracingEnabled", False), "set xray_tracing_enabled=True"),
     ("apigateway-method-validated", POST, drop("requestValidatorId"), "set request_validator_id"),
     ("apigateway-method-validated", POST, put("requestModels", {}), "request_models"),
+    ("lambda-eventsourcemapping-on-failure-destination", ESM, drop("destinationConfig"),
+     "set destination_config.on_failure.destination_arn"),
+    ("lambda-eventsourcemapping-bisect", ESM, put("bisectBatchOnFunctionError", False),
+     "set bisect_batch_on_function_error=True"),
+    ("lambda-eventsourcemapping-partial-batch", ESM, drop("functionResponseTypes"),
+     'set function_response_types=["ReportBatchItemFailures"]'),
+    ("lambda-eventsourcemapping-bounded-retries", ESM, put("maximumRecordAgeInSeconds", -1.0),
+     "set maximum_record_age_in_seconds"),
+    ("lambda-eventsourcemapping-bounded-retries", ESM, drop("maximumRetryAttempts"), "set maximum_retry_attempts"),
+    ("sqs-queue-encrypted", QUEUE, drop("kmsMasterKeyId"), "set kms_master_key_id"),
+    ("sqs-queue-encrypted", QUEUE, put("kmsMasterKeyId", "alias/aws/sqs"), "set kms_master_key_id"),
 ]
 
 
@@ -164,6 +177,15 @@ def test_function_without_environment_needs_no_key(compliant: Synthesis) -> None
         props.pop("kmsKeyArn")
 
     assert evaluate(mutated(compliant, FUNCTION, no_environment)) == []
+
+
+def test_queue_consumers_are_not_held_to_stream_rules(compliant: Synthesis) -> None:
+    def sqs_mapping(props: dict[str, Any]) -> None:
+        for key in ("startingPosition", "destinationConfig", "bisectBatchOnFunctionError", "functionResponseTypes",
+                    "maximumRecordAgeInSeconds", "maximumRetryAttempts", "parallelizationFactor"):
+            props.pop(key, None)
+
+    assert evaluate(mutated(compliant, ESM, sqs_mapping)) == []
 
 
 def test_read_only_methods_need_no_validator(compliant: Synthesis) -> None:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from components.settings import CONFIG_KEYS, SettingsError
+from tools.config_reference import pulumi_config_block, readme_table
 from tools.policy_eval import evaluate, mandatory
 from tools.synth import ROOT, SynthesisError, stack_config, stack_names, synthesize, synthesize_stack
 
@@ -89,9 +90,14 @@ def test_pulumi_yaml_declares_exactly_the_settings_keys() -> None:
 def test_readme_documents_every_key() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
 
+    assert readme_table() in readme  # regenerate with `python -m tools.config_reference --write`
     for key in CONFIG_KEYS:
         default = "(required)" if key.default is None else f"`{json.dumps(key.default)}`"
         assert f"| `{key.name}` | {key.type} | {default} |" in readme, key.name
+
+
+def test_pulumi_yaml_is_the_generated_declaration() -> None:
+    assert (ROOT / "Pulumi.yaml").read_text(encoding="utf-8").endswith(pulumi_config_block())
 
 
 def test_stack_config_reports_a_missing_stack_file(tmp_path: Path) -> None:

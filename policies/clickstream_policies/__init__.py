@@ -2,9 +2,9 @@
 
 from pulumi_policy import Policy
 
-from . import apigateway, cloudwatch, kinesis, kms, lambda_, s3
+from . import apigateway, cloudwatch, kinesis, kms, lambda_, s3, sqs
 
 PACK_NAME = "clickstream-personalization"
 
 POLICIES: list[Policy] = [*kms.POLICIES, *cloudwatch.POLICIES, *lambda_.POLICIES, *kinesis.POLICIES, *s3.POLICIES,
-                          *apigateway.POLICIES]
+                          *apigateway.POLICIES, *sqs.POLICIES]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs
 
-from ._helpers import is_set, resource_policy
+from ._helpers import ResourceCheck, is_set, resource_policy
 
 FUNCTION = "aws:lambda/function:Function"
 
@@ -37,4 +37,66 @@ lambda_function_environment_encrypted = resource_policy(
     _environment_encrypted,
 )
 
-POLICIES = [lambda_function_tracing_active, lambda_function_environment_encrypted]
+
+
+# --- event source mappings on streams (Kinesis, DynamoDB): only those take a starting position ----------------------
+
+ESM = "aws:lambda/eventSourceMapping:EventSourceMapping"
+
+
+def _stream_mapping_check(check: ResourceCheck) -> ResourceCheck:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if is_set(args.props, "startingPosition"):
+            check(args, report_violation)
+
+    return validate
+
+
+def _on_failure(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    on_failure = (args.props.get("destinationConfig") or {}).get("onFailure") or {}
+    if not is_set(on_failure, "destinationArn"):
+        report_violation(f"Stream mapping {args.name} drops batches it gives up on: set destination_config."
+                         "on_failure.destination_arn to an encrypted SQS queue.", None)
+
+
+def _bisect(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.props.get("bisectBatchOnFunctionError") is not True:
+        report_violation(f"Stream mapping {args.name} retries whole batches: set bisect_batch_on_function_error=True "
+                         "so a poison record is isolated.", None)
+
+
+def _partial_batch(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if "ReportBatchItemFailures" not in list(args.props.get("functionResponseTypes") or []):
+        report_violation(f"Stream mapping {args.name} cannot retry single records: set "
+                         "function_response_types=[\"ReportBatchItemFailures\"].", None)
+
+
+def _bounded(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    for key, arg in (("maximumRecordAgeInSeconds", "maximum_record_age_in_seconds"),
+                     ("maximumRetryAttempts", "maximum_retry_attempts")):
+        value = args.props.get(key)
+        if not isinstance(value, (int, float)) or value < 0:
+            report_violation(f"Stream mapping {args.name} can retry a failing record until it expires, blocking "
+                             f"its shard: set {arg} to a bound.", None)
+
+
+lambda_eventsourcemapping_on_failure_destination = resource_policy(
+    "lambda-eventsourcemapping-on-failure-destination",
+    "Stream consumers send what they give up on to an on-failure destination.",
+    ESM, _stream_mapping_check(_on_failure))
+lambda_eventsourcemapping_bisect = resource_policy(
+    "lambda-eventsourcemapping-bisect",
+    "Stream consumers bisect a failing batch.",
+    ESM, _stream_mapping_check(_bisect))
+lambda_eventsourcemapping_partial_batch = resource_policy(
+    "lambda-eventsourcemapping-partial-batch",
+    "Stream consumers report partial batch failures.",
+    ESM, _stream_mapping_check(_partial_batch))
+lambda_eventsourcemapping_bounded_retries = resource_policy(
+    "lambda-eventsourcemapping-bounded-retries",
+    "Stream consumers bound retries by attempts and record age.",
+    ESM, _stream_mapping_check(_bounded))
+
+POLICIES = [lambda_function_tracing_active, lambda_function_environment_encrypted,
+            lambda_eventsourcemapping_on_failure_destination, lambda_eventsourcemapping_bisect,
+            lambda_eventsourcemapping_partial_batch, lambda_eventsourcemapping_bounded_retries]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,23 @@ def build_package(handlers_root: Path, module: str, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(find_handler(handlers_root, module), dest / f"{module}.py")
     shutil.copytree(shared_module_path(handlers_root), dest / SHARED_MODULE)
+    return dest
+
+
+# What the Lambda Python runtime ships, and what the Powertools layer adds (with the extras our handlers use).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+LAYER_PACKAGES = ("aws_lambda_powertools", "aws_xray_sdk", "wrapt", "fastjsonschema", "typing_extensions")
+
+
+def site_dir(dest: Path, packages: tuple[str, ...]) -> Path:
+    """A directory holding exactly ``packages`` (linked from this environment), like a runtime or layer path."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None, f"{name} is not installed"
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (dest / source.name).symlink_to(source)
     return dest
 
 

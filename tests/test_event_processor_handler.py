@@ -1,0 +1,120 @@
+"""The event processor's Lambda entry point, end to end over moto (SSM, SQS) and a local Personalize endpoint."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from components.function import HANDLERS_ROOT
+from tests.test_event_processor import TRACKING_ID, TRACKING_PARAMETER, click, envelope_data, records_of
+from tools.fake_personalize import FakePersonalize, serve
+from tools.lambda_sandbox import LAYER_PACKAGES, RUNTIME_PACKAGES, build_package, import_in_isolation, site_dir
+
+
+class Context:
+    function_name = "cp-dev-euw1-event-processor"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:eu-west-1:123456789012:function:{function_name}"
+    aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakePersonalize, ModuleType]]:
+    """GIVEN the environment the stack gives the function, a published tracking id and a local Personalize,
+    WHEN the module loads (a cold start)."""
+    fake = FakePersonalize()
+    with mock_aws(), serve(fake) as endpoint:
+        for name, value in {
+            "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
+            "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": endpoint, "TRACKING_ID_PARAMETER": TRACKING_PARAMETER,
+            "EVENT_TYPES": json.dumps(["view", "click", "read", "share"]), "POWERTOOLS_SERVICE_NAME": "event-processor",
+            "POWERTOOLS_METRICS_NAMESPACE": "ClickstreamPersonalization",
+        }.items():
+            monkeypatch.setenv(name, value)
+        queue_url = boto3.client("sqs").create_queue(QueueName="dlq")["QueueUrl"]
+        monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", queue_url)
+        boto3.client("ssm").put_parameter(Name=TRACKING_PARAMETER, Value=TRACKING_ID, Type="String")
+        yield fake, importlib.reload(importlib.import_module("event_processor"))
+
+
+def metrics_of(output: str) -> dict[str, Any]:
+    for line in output.splitlines():
+        if '"_aws"' in line:
+            document: dict[str, Any] = json.loads(line)
+            return document
+    raise AssertionError(f"no EMF metrics in {output!r}")
+
+
+def test_the_handler_delivers_a_batch_and_publishes_metrics(deployed: tuple[FakePersonalize, ModuleType],
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    fake, event_processor = deployed
+    records = records_of([click(1), click(2), click(3, session="s-2")])
+    records.append({"kinesis": {"sequenceNumber": "9", "partitionKey": "p", "data": "%%%"}})
+
+    result = event_processor.handler({"Records": records}, Context())
+
+    assert result == {"batchItemFailures": []}
+    assert sorted(e["eventId"] for c in fake.calls for e in c["eventList"]) == ["e-1", "e-2", "e-3"]
+    emitted = metrics_of(capsys.readouterr().out)
+    assert (emitted["EventsSent"], emitted["EventsDeadLettered"], emitted["EventsReportedForRetry"]) == (
+        [3.0], [1.0], [0.0])
+    assert emitted["PutEventsCalls"] == [2.0]
+    assert len(emitted["PutEventsLatency"]) == 2
+
+
+def test_the_handler_reports_retries_as_batch_item_failures(deployed: tuple[FakePersonalize, ModuleType]) -> None:
+    fake, event_processor = deployed
+    fake.throttle_probability = 1.0
+
+    class Impatient(Context):
+        def get_remaining_time_in_millis(self) -> int:
+            return 3_100  # just above the safety margin: no time to retry
+
+    result = event_processor.handler({"Records": records_of([click(1)])}, Impatient())
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "0"}]}
+
+
+def test_a_missing_environment_variable_fails_loudly(deployed: tuple[FakePersonalize, ModuleType],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _, event_processor = deployed
+    monkeypatch.delenv("TRACKING_ID_PARAMETER")
+
+    with pytest.raises(Exception, match="TRACKING_ID_PARAMETER is not set"):
+        event_processor.handler({"Records": records_of([click(1)])}, Context())
+
+
+def test_the_handler_imports_with_only_its_package_the_layer_and_the_runtime(tmp_path: Path) -> None:
+    package = build_package(HANDLERS_ROOT, "event_processor", tmp_path / "package")
+    layer = site_dir(tmp_path / "layer", LAYER_PACKAGES)
+    runtime = site_dir(tmp_path / "runtime", RUNTIME_PACKAGES)
+
+    result = import_in_isolation(package, "event_processor", layer, runtime)
+
+    assert result.returncode == 0, result.stderr
+    assert (package / "common" / "schemas" / "collect_events.schema.json").is_file()
+
+
+def test_without_the_layer_the_handler_cannot_import(tmp_path: Path) -> None:
+    package = build_package(HANDLERS_ROOT, "event_processor", tmp_path / "package")
+
+    result = import_in_isolation(package, "event_processor", site_dir(tmp_path / "runtime", RUNTIME_PACKAGES))
+
+    assert "No module named 'aws_lambda_powertools'" in result.stderr
+
+
+def test_envelopes_written_by_the_collection_template_decode() -> None:
+    from common.events import decode_record
+
+    assert decode_record(envelope_data(click(5)), ("click",)).event_id == "e-5"
