@@ -12,31 +12,21 @@ import pulumi
 import pulumi_aws as aws
 
 from components import templates
+from components.apistage import (
+    Throttle,
+    api_key_with_usage_plan,
+    cors_preflight,
+    encrypted_log_group,
+    gateway_responses,
+    observable_stage,
+)
 from components.settings import StackSettings
 
-STAGE_NAME = "v1"
 MODEL_NAME = "ClickstreamEventBatch"
 # Firehose partitions by arrival time (UTC hour). Client timestamps could scatter a batch over arbitrary dates.
 EVENTS_PREFIX = "events/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
 ERRORS_PREFIX = ("errors/!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/"
                  "day=!{timestamp:dd}/")
-CORS_HEADERS = "Content-Type,X-Api-Key"
-ACCESS_LOG_FORMAT = {
-    "requestId": "$context.requestId",
-    "requestTime": "$context.requestTimeEpoch",
-    "httpMethod": "$context.httpMethod",
-    "resourcePath": "$context.resourcePath",
-    "status": "$context.status",
-    "responseLength": "$context.responseLength",
-    "responseLatency": "$context.responseLatency",
-    "integrationStatus": "$context.integration.status",
-    "integrationLatency": "$context.integration.latency",
-    "errorMessage": "$context.error.message",
-    "validationError": "$context.error.validationErrorString",
-    "wafResponseCode": "$context.wafResponseCode",
-    "apiKeyId": "$context.identity.apiKeyId",
-    "xrayTraceId": "$context.xrayTraceId",
-}
 
 
 def _document(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
@@ -94,6 +84,7 @@ class IngestionPipeline(pulumi.ComponentResource):
     api: aws.apigateway.RestApi
     stage: aws.apigateway.Stage
     api_key: aws.apigateway.ApiKey | None
+    account: aws.apigateway.Account | None
     collect_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: IngestionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -116,15 +107,6 @@ class IngestionPipeline(pulumi.ComponentResource):
             "rawBucket": self.bucket.bucket,
             "deliveryStream": self.delivery_stream.name,
         })
-
-    def _log_group(self, suffix: str, name: pulumi.Input[str]) -> aws.cloudwatch.LogGroup:
-        return aws.cloudwatch.LogGroup(
-            f"{self._name}-{suffix}",
-            name=name,
-            retention_in_days=self._settings.log_retention_days,
-            kms_key_id=self._key_arn,
-            opts=self._child,
-        )
 
     def _role(self, suffix: str, service: str, statements: Sequence[Mapping[str, Any]],
               conditions: Mapping[str, Any] | None = None) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
@@ -212,7 +194,7 @@ class IngestionPipeline(pulumi.ComponentResource):
     def _firehose(self) -> None:
         settings, ingestion = self._settings, self._settings.ingestion
         log_group_name = f"/aws/vendedlogs/{settings.name_prefix}/firehose"
-        log_group = self._log_group("firehose-logs", log_group_name)
+        log_group = encrypted_log_group(self, f"{self._name}-firehose-logs", settings, self._key_arn, log_group_name)
         log_stream = aws.cloudwatch.LogStream(f"{self._name}-firehose-delivery", name="S3Delivery",
                                               log_group_name=log_group.name, opts=self._child)
         region = settings.region
@@ -344,8 +326,8 @@ class IngestionPipeline(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[integration, method_response]),
             ))
         if origins:
-            responses += self._preflight(events, origins)
-        responses += self._gateway_responses(origins)
+            responses += cors_preflight(self, self._name, api, events, origins, "POST,OPTIONS")
+        responses += gateway_responses(self, self._name, api, origins)
 
         deployment_inputs = json.dumps({
             "request": request_template, "responses": [templates.put_records_response(origins),
@@ -360,96 +342,24 @@ class IngestionPipeline(pulumi.ComponentResource):
             triggers={"configuration": hashlib.sha256(deployment_inputs.encode()).hexdigest()},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[post, integration, *responses]),
         )
-        self.stage = self._stage(deployment)
-        self.api_key = self._usage_plan() if ingestion.api_key_required else None
+        throttle = Throttle(ingestion.throttle_rate_limit, ingestion.throttle_burst_limit, ingestion.quota_per_day)
+        self.account = self._api_gateway_account() if ingestion.manage_api_gateway_account else None
+        self.stage = observable_stage(self, f"{self._name}-api", settings=settings, key_arn=self._key_arn, api=api,
+                                      deployment=deployment, throttle=throttle, access_log_name="collect-access",
+                                      depends_on=[self.account] if self.account else [])
+        self.api_key = api_key_with_usage_plan(
+            self, self._name, physical_name=settings.physical_name("collect"),
+            description="Key of the sites that send reader events", api=api, stage=self.stage, throttle=throttle,
+        ) if ingestion.api_key_required else None
         self.collect_url = pulumi.Output.concat(self.stage.invoke_url, "/events")
 
     @property
     def stream_name(self) -> str:
         return self._settings.physical_name("clicks")
 
-    def _preflight(self, events: aws.apigateway.Resource, origins: Sequence[str]) -> list[pulumi.Resource]:
-        options = aws.apigateway.Method(f"{self._name}-options", rest_api=self.api.id, resource_id=events.id,
-                                        http_method="OPTIONS", authorization="NONE", opts=self._child)
-        mock = aws.apigateway.Integration(
-            f"{self._name}-options-mock", rest_api=self.api.id, resource_id=events.id,
-            http_method=options.http_method, type="MOCK",
-            request_templates={"application/json": '{"statusCode": 200}'}, opts=self._child,
-        )
-        allow = {"Access-Control-Allow-Methods": "'POST,OPTIONS'",
-                 "Access-Control-Allow-Headers": f"'{CORS_HEADERS}'",
-                 "Access-Control-Max-Age": "'600'", "Vary": "'Origin'"}
-        method_response = aws.apigateway.MethodResponse(
-            f"{self._name}-options-200", rest_api=self.api.id, resource_id=events.id,
-            http_method=options.http_method, status_code="200",
-            response_parameters={f"method.response.header.{h}": False
-                                 for h in [*allow, "Access-Control-Allow-Origin"]},
-            opts=self._child,
-        )
-        response = aws.apigateway.IntegrationResponse(
-            f"{self._name}-options-mock-200", rest_api=self.api.id, resource_id=events.id,
-            http_method=options.http_method, status_code="200",
-            response_parameters={f"method.response.header.{h}": v for h, v in allow.items()},
-            response_templates={"application/json": templates.cors_preflight_response(origins)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[mock, method_response]),
-        )
-        return [options, mock, response]
-
-    def _gateway_responses(self, origins: Sequence[str]) -> list[pulumi.Resource]:
-        # Errors API Gateway answers itself cannot run the CORS template: with one origin it is named; with several,
-        # the request's Origin is echoed (only error messages are exposed that way, never data).
-        headers: dict[str, str] = {}
-        if len(origins) == 1:
-            headers["gatewayresponse.header.Access-Control-Allow-Origin"] = f"'{origins[0]}'"
-        elif origins:
-            headers["gatewayresponse.header.Access-Control-Allow-Origin"] = "method.request.header.Origin"
-        bodies = {"BAD_REQUEST_BODY": templates.gateway_bad_request_body_response(),
-                  "DEFAULT_4XX": templates.gateway_error_response(),
-                  "DEFAULT_5XX": templates.gateway_error_response()}
-        return [aws.apigateway.Response(
-            f"{self._name}-{kind.lower().replace('_', '-')}",
-            rest_api_id=self.api.id,
-            response_type=kind,
-            response_templates={"application/json": body},
-            response_parameters=headers or None,
-            opts=self._child,
-        ) for kind, body in bodies.items()]
-
-    def _stage(self, deployment: aws.apigateway.Deployment) -> aws.apigateway.Stage:
-        settings, ingestion = self._settings, self._settings.ingestion
-        access_logs = self._log_group("api-access-logs",
-                                      f"/aws/vendedlogs/{settings.name_prefix}/apigateway/collect-access")
-        # API Gateway writes execution logs to this fixed name; creating it first makes it encrypted and retained.
-        execution_logs = self._log_group(
-            "api-execution-logs", pulumi.Output.concat("API-Gateway-Execution-Logs_", self.api.id, f"/{STAGE_NAME}"))
-        depends: list[pulumi.Resource] = [execution_logs]
-        if ingestion.manage_api_gateway_account:
-            depends.append(self._api_gateway_account())
-        stage = aws.apigateway.Stage(
-            f"{self._name}-stage",
-            rest_api=self.api.id,
-            deployment=deployment.id,
-            stage_name=STAGE_NAME,
-            xray_tracing_enabled=True,
-            access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(
-                destination_arn=access_logs.arn, format=json.dumps(ACCESS_LOG_FORMAT)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
-        )
-        aws.apigateway.MethodSettings(
-            f"{self._name}-method-settings",
-            rest_api=self.api.id,
-            stage_name=stage.stage_name,
-            method_path="*/*",
-            settings=aws.apigateway.MethodSettingsSettingsArgs(
-                metrics_enabled=True,
-                logging_level="INFO",
-                data_trace_enabled=False,  # request bodies hold reader data: never in execution logs
-                throttling_rate_limit=ingestion.throttle_rate_limit,
-                throttling_burst_limit=ingestion.throttle_burst_limit,
-            ),
-            opts=self._child,
-        )
-        return stage
+    @property
+    def bucket_arn(self) -> pulumi.Output[str]:
+        return self._bucket_arn
 
     def _api_gateway_account(self) -> aws.apigateway.Account:
         logs_arn = pulumi.Output.concat("arn:", self._partition, ":logs:", self._settings.region, ":",
@@ -461,21 +371,3 @@ class IngestionPipeline(pulumi.ComponentResource):
         ], conditions={"StringEquals": {"aws:SourceAccount": self._account}})
         return aws.apigateway.Account(f"{self._name}-apigw-account", cloudwatch_role_arn=role.arn,
                                       opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
-
-    def _usage_plan(self) -> aws.apigateway.ApiKey:
-        ingestion = self._settings.ingestion
-        key = aws.apigateway.ApiKey(f"{self._name}-api-key", name=self._settings.physical_name("collect"),
-                                    description="Key of the sites that send reader events", opts=self._child)
-        plan = aws.apigateway.UsagePlan(
-            f"{self._name}-usage-plan",
-            name=self._settings.physical_name("collect"),
-            api_stages=[aws.apigateway.UsagePlanApiStageArgs(api_id=self.api.id, stage=self.stage.stage_name)],
-            throttle_settings=aws.apigateway.UsagePlanThrottleSettingsArgs(
-                rate_limit=ingestion.throttle_rate_limit, burst_limit=ingestion.throttle_burst_limit),
-            quota_settings=(aws.apigateway.UsagePlanQuotaSettingsArgs(limit=ingestion.quota_per_day, period="DAY")
-                            if ingestion.quota_per_day else None),
-            opts=self._child,
-        )
-        aws.apigateway.UsagePlanKey(f"{self._name}-usage-plan-key", key_id=key.id, key_type="API_KEY",
-                                    usage_plan_id=plan.id, opts=self._child)
-        return key

@@ -8,6 +8,7 @@ import pulumi_aws as aws
 from components.ingestion import IngestionArgs, IngestionPipeline
 from components.realtime import RealtimeArgs, RealtimeEvents
 from components.security import EncryptionKey, EncryptionKeyArgs
+from components.serving import ServingApi, ServingArgs
 from components.settings import StackSettings
 
 
@@ -26,6 +27,10 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
     realtime = RealtimeEvents(settings.physical_name("realtime"),
                               RealtimeArgs(settings=settings, key_arn=key.arn, stream_arn=ingestion.stream.arn),
                               opts=opts)
+    serving = ServingApi(settings.physical_name("serving"), ServingArgs(
+        settings=settings, key_arn=key.arn, data_bucket_name=ingestion.bucket.bucket,
+        data_bucket_arn=ingestion.bucket_arn, depends_on=[ingestion.account] if ingestion.account else []),
+        opts=opts)
     return {
         "region": settings.region,
         "namePrefix": settings.name_prefix,
@@ -40,4 +45,6 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         "eventProcessorDeadLetterQueue": realtime.dead_letter_queue.url,
         "eventProcessorFailureQueue": realtime.failure_queue.url,
         "trackingIdParameter": settings.parameter_name("tracking-id"),
+        "servingUrl": serving.url,
+        "servingApiKeyId": serving.api_key.id,
     }

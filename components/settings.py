@@ -131,6 +131,13 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("parameterCacheSeconds", "integer", 60,
               "How long functions cache what training publishes in SSM (1-3600 s): a new tracker or campaign "
               "is picked up within this time."),
+    ConfigKey("personalizeFilters", "array", ['unread=EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("read")'],
+              "Recommendation filters as \"name=expression\" (Personalize filter expressions), at most 10; "
+              "clients pass the name as ?filter=<name>."),
+    ConfigKey("servingThrottleRateLimit", "integer", 200,
+              "Steady-state requests per second of the serving API stage and its key (1-10000)."),
+    ConfigKey("servingThrottleBurstLimit", "integer", 400,
+              "Burst of requests of the serving API stage and its key (1-5000, at least the rate limit)."),
     ConfigKey("manageApiGatewayAccount", "boolean", True,
               "Set the region's API Gateway CloudWatch role (an account-wide setting needed for execution logs). "
               "Only one stack per account and region may manage it: set false in the others."),
@@ -143,6 +150,7 @@ _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$")
 _TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
 _EVENT_TYPE_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,31}$")
+_FILTER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _ORIGIN_RE = re.compile(r"^(https://[a-z0-9.-]+|http://localhost)(:[0-9]{1,5})?$")
 
 
@@ -188,6 +196,13 @@ class RealtimeSettings:
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    filters: Mapping[str, str]
+    throttle_rate_limit: int
+    throttle_burst_limit: int
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     stack: str
@@ -201,6 +216,7 @@ class StackSettings:
     powertools_layer_version: int
     ingestion: IngestionSettings
     realtime: RealtimeSettings
+    serving: ServingSettings
 
     @property
     def region_code(self) -> str:
@@ -386,6 +402,25 @@ def _parse_realtime(reader: _Reader) -> RealtimeSettings:
     )
 
 
+def _parse_serving(reader: _Reader) -> ServingSettings:
+    filters: dict[str, str] = {}
+    entries = reader.string_list("personalizeFilters")
+    for entry in entries:
+        name, sep, expression = entry.partition("=")
+        if not sep or not _FILTER_NAME_RE.match(name) or not 1 <= len(expression.strip()) <= 2500 or name in filters:
+            reader.problem("personalizeFilters", entry, "each entry is name=expression, the name 1-31 lowercase "
+                                                        "letters, digits or - (unique), the expression 1-2500 chars")
+        else:
+            filters[name] = expression.strip()
+    if len(entries) > 10:
+        reader.problem("personalizeFilters", f"{len(entries)} filters", "at most 10 (Personalize's quota)")
+    rate = reader.integer("servingThrottleRateLimit", lambda v: 1 <= v <= 10000, "must be between 1 and 10000")
+    burst = reader.integer("servingThrottleBurstLimit", lambda v: 1 <= v <= 5000, "must be between 1 and 5000")
+    if burst < min(rate, 5000):
+        reader.problem("servingThrottleBurstLimit", burst, f"must be at least servingThrottleRateLimit ({rate})")
+    return ServingSettings(filters=filters, throttle_rate_limit=rate, throttle_burst_limit=burst)
+
+
 def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
                    project: str = PROJECT) -> StackSettings:
     """Validate raw config values (``key -> string``, without namespace) into ``StackSettings``.
@@ -418,6 +453,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
     layer_version = reader.integer("powertoolsLayerVersion", lambda v: v >= 1, "must be a positive integer")
     ingestion = _parse_ingestion(reader)
     realtime = _parse_realtime(reader)
+    serving = _parse_serving(reader)
 
     if reader.problems:
         raise SettingsError(reader.problems)
@@ -434,6 +470,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
         powertools_layer_version=layer_version,
         ingestion=ingestion,
         realtime=realtime,
+        serving=serving,
     )
 
 

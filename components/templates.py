@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-# The event schema lives with the handler code: the real-time processor validates records with the same file.
-EVENTS_SCHEMA = TEMPLATES_DIR.parent.parent / "handlers" / "common" / "schemas" / "collect_events.schema.json"
+# The schemas live with the handler code: the handlers validate with the same files the API models are made from.
+SCHEMAS_DIR = TEMPLATES_DIR.parent.parent / "handlers" / "common" / "schemas"
+EVENTS_SCHEMA = SCHEMAS_DIR / "collect_events.schema.json"
+ITEMS_SCHEMA = SCHEMAS_DIR / "items.schema.json"
 _PLACEHOLDER = re.compile(r"@@[A-Z_]+@@")
 # What may be pasted into a template: origins and stream names are validated to these shapes before.
 _SAFE_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
@@ -41,6 +43,12 @@ def events_schema(event_types: Sequence[str]) -> dict[str, Any]:
     if event["eventType"]["enum"] != ["@@EVENT_TYPES@@"]:
         raise ValueError("collect_events.schema.json must list eventType as the @@EVENT_TYPES@@ placeholder")
     event["eventType"]["enum"] = list(event_types)
+    return schema
+
+
+def items_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 4) of a POST /items body."""
+    schema: dict[str, Any] = json.loads(ITEMS_SCHEMA.read_text(encoding="utf-8"))
     return schema
 
 

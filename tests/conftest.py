@@ -31,8 +31,7 @@ def synth() -> Synthesize:
     return run
 
 
-@pytest.fixture
-def handlers_root(tmp_path: Path) -> Path:
+def make_handlers_root(tmp_path: Path) -> Path:
     """A handlers tree with one valid entry point, ``demo``, and the real shared package copied in."""
     root = tmp_path / "handlers"
     shutil.copytree(HANDLERS_ROOT / "common", root / "common")
@@ -42,3 +41,8 @@ def handlers_root(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     return root
+
+
+@pytest.fixture
+def handlers_root(tmp_path: Path) -> Path:
+    return make_handlers_root(tmp_path)

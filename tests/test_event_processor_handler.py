@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -13,10 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.function import HANDLERS_ROOT
 from tests.test_event_processor import TRACKING_ID, TRACKING_PARAMETER, click, envelope_data, records_of
 from tools.fake_personalize import FakePersonalize, serve
-from tools.lambda_sandbox import LAYER_PACKAGES, RUNTIME_PACKAGES, build_package, import_in_isolation, site_dir
 
 
 class Context:
@@ -93,25 +90,6 @@ def test_a_missing_environment_variable_fails_loudly(deployed: tuple[FakePersona
 
     with pytest.raises(Exception, match="TRACKING_ID_PARAMETER is not set"):
         event_processor.handler({"Records": records_of([click(1)])}, Context())
-
-
-def test_the_handler_imports_with_only_its_package_the_layer_and_the_runtime(tmp_path: Path) -> None:
-    package = build_package(HANDLERS_ROOT, "event_processor", tmp_path / "package")
-    layer = site_dir(tmp_path / "layer", LAYER_PACKAGES)
-    runtime = site_dir(tmp_path / "runtime", RUNTIME_PACKAGES)
-
-    result = import_in_isolation(package, "event_processor", layer, runtime)
-
-    assert result.returncode == 0, result.stderr
-    assert (package / "common" / "schemas" / "collect_events.schema.json").is_file()
-
-
-def test_without_the_layer_the_handler_cannot_import(tmp_path: Path) -> None:
-    package = build_package(HANDLERS_ROOT, "event_processor", tmp_path / "package")
-
-    result = import_in_isolation(package, "event_processor", site_dir(tmp_path / "runtime", RUNTIME_PACKAGES))
-
-    assert "No module named 'aws_lambda_powertools'" in result.stderr
 
 
 def test_envelopes_written_by_the_collection_template_decode() -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from components import templates
-from components.ingestion import ACCESS_LOG_FORMAT, IngestionArgs, IngestionPipeline
+from components.apistage import ACCESS_LOG_FORMAT
+from components.ingestion import IngestionArgs, IngestionPipeline
 from components.settings import StackSettings, parse_settings
 from tests.conftest import REGION, Synthesize
 from tools.policy_eval import evaluate, mandatory

@@ -21,18 +21,21 @@ from clickstream_policies import PACK_NAME, POLICIES
 from components.function import FunctionArgs, LambdaFunction
 from components.program import build
 from components.security import EncryptionKey, EncryptionKeyArgs
-from components.settings import StackSettings
-from tests.conftest import Synthesize
+from components.settings import StackSettings, parse_settings
+from tests.conftest import REGION, Synthesize, make_handlers_root
 from tools.policy_eval import evaluate
-from tools.synth import RegisteredResource, Synthesis
+from tools.synth import RegisteredResource, Synthesis, synthesize
 
 POLICY_BY_NAME = {p.name: p for p in POLICIES}
 Mutation = Callable[[dict[str, Any]], None]
 
 
-@pytest.fixture
-def compliant(settings: StackSettings, handlers_root: Path, synth: Synthesize) -> Synthesis:
-    """The whole program plus an asynchronous function, as the components make them, with AWS values known."""
+@pytest.fixture(scope="module")
+def compliant(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
+    """The whole program plus an asynchronous function, as the components make them, with AWS values known.
+    Synthesized once per module: tests read it or mutate deep copies."""
+    settings = parse_settings({"environment": "dev"}, region=REGION, stack="dev")
+    handlers_root = make_handlers_root(tmp_path_factory.mktemp("compliant"))
 
     def program() -> None:
         outputs = build(settings)
@@ -40,7 +43,7 @@ def compliant(settings: StackSettings, handlers_root: Path, synth: Synthesize) -
                                             description="Demo", environment={"TABLE": "t"},
                                             handlers_root=handlers_root, asynchronous=True))
 
-    return synth(program)
+    return synthesize({"aws:region": REGION}, stack="dev", preview=False, program=program)
 
 
 def mutated(synthesis: Synthesis, type_: str, mutate: Mutation | None) -> Synthesis:
@@ -146,6 +149,7 @@ CASES: list[tuple[str, str, Mutation | None, str]] = [
     ("lambda-eventsourcemapping-bounded-retries", ESM, put("maximumRecordAgeInSeconds", -1.0),
      "set maximum_record_age_in_seconds"),
     ("lambda-eventsourcemapping-bounded-retries", ESM, drop("maximumRetryAttempts"), "set maximum_retry_attempts"),
+    ("lambda-permission-source-arn", "aws:lambda/permission:Permission", drop("sourceArn"), "set source_arn"),
     ("sqs-queue-encrypted", QUEUE, drop("kmsMasterKeyId"), "set kms_master_key_id"),
     ("sqs-queue-encrypted", QUEUE, put("kmsMasterKeyId", "alias/aws/sqs"), "set kms_master_key_id"),
 ]

@@ -33,6 +33,8 @@ _COMPUTED: Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]] =
     "aws:sqs/queue:Queue": lambda name, inputs: {"url": f"https://sqs.example/{inputs.get('name', name)}"},
     "aws:apigateway/restApi:RestApi": lambda name, _: {"rootResourceId": f"{name}-root",
                                                        "executionArn": f"arn:aws:execute-api:{name}"},
+    "aws:lambda/function:Function": lambda name, _: {
+        "invokeArn": f"arn:aws:apigateway:lambda:path/2015-03-31/functions/{name}/invocations"},
     "aws:apigateway/stage:Stage": lambda name, inputs: {
         "invokeUrl": f"https://{name}.execute-api.example/{inputs.get('stageName')}"},
 }

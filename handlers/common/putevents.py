@@ -23,17 +23,13 @@ from typing import Any
 from botocore.exceptions import ClientError, HTTPClientError
 
 from common.events import ClickEvent, InvalidRecordError, decode_record
+from common.retry import backoff_delay, is_transient
 from common.ssm import CachedParameter
 
 logger = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_CALL = 10  # PutEvents' limit
 MAX_DEAD_LETTER_DATA = 200_000  # bytes of record data kept in a dead letter (SQS messages hold at most 256 KiB)
-TRANSIENT_ERROR_CODES = frozenset({
-    "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "ServiceUnavailable",
-    "ServiceUnavailableException", "InternalServerError", "InternalFailure", "RequestTimeout",
-    "RequestTimeoutException",
-})
 
 
 class Outcome(Enum):
@@ -107,16 +103,6 @@ class BatchReport(GroupResult):
 
     def batch_item_failures(self) -> list[dict[str, str]]:
         return [{"itemIdentifier": seq} for seq, o in self.outcomes.items() if o is Outcome.RETRY]
-
-
-def is_transient(error: Exception) -> bool:
-    if isinstance(error, HTTPClientError):  # connection failures and read timeouts
-        return True
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in TRANSIENT_ERROR_CODES or status == 429 or status >= 500
-    return False
 
 
 def group_events(decoded: Sequence[Decoded]) -> list[list[Decoded]]:
@@ -262,7 +248,7 @@ class EventProcessor:
                 result.latencies_ms.append((self._clock() - started) * 1000)
                 self._mark(chunk, Outcome.SENT, result)
                 return
-            delay = self._jitter() * min(self._max_delay, self._base_delay * 2 ** min(attempt, 16))
+            delay = backoff_delay(attempt, self._jitter(), self._base_delay, self._max_delay)
             if self._clock() + delay >= deadline:
                 self._mark(chunk, Outcome.RETRY, result)
                 return

@@ -38,7 +38,6 @@ lambda_function_environment_encrypted = resource_policy(
 )
 
 
-
 # --- event source mappings on streams (Kinesis, DynamoDB): only those take a starting position ----------------------
 
 ESM = "aws:lambda/eventSourceMapping:EventSourceMapping"
@@ -97,6 +96,22 @@ lambda_eventsourcemapping_bounded_retries = resource_policy(
     "Stream consumers bound retries by attempts and record age.",
     ESM, _stream_mapping_check(_bounded))
 
+
+def _permission_source_arn(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if not is_set(args.props, "sourceArn"):
+        report_violation(f"Permission {args.name} lets any {args.props.get('principal')} resource invoke the function: "
+                         "set source_arn to the calling resource (e.g. the API's execution ARN, method and path).",
+                         None)
+
+
+lambda_permission_source_arn = resource_policy(
+    "lambda-permission-source-arn",
+    "Lambda permissions name the resource allowed to invoke (source ARN).",
+    "aws:lambda/permission:Permission",
+    _permission_source_arn,
+)
+
 POLICIES = [lambda_function_tracing_active, lambda_function_environment_encrypted,
             lambda_eventsourcemapping_on_failure_destination, lambda_eventsourcemapping_bisect,
-            lambda_eventsourcemapping_partial_batch, lambda_eventsourcemapping_bounded_retries]
+            lambda_eventsourcemapping_partial_batch, lambda_eventsourcemapping_bounded_retries,
+            lambda_permission_source_arn]
