@@ -10,6 +10,7 @@ from components.realtime import RealtimeArgs, RealtimeEvents
 from components.security import EncryptionKey, EncryptionKeyArgs
 from components.serving import ServingApi, ServingArgs
 from components.settings import StackSettings
+from components.waf import WebFirewall, WebFirewallArgs
 
 
 def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
@@ -31,6 +32,8 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         settings=settings, key_arn=key.arn, data_bucket_name=ingestion.bucket.bucket,
         data_bucket_arn=ingestion.bucket_arn, depends_on=[ingestion.account] if ingestion.account else []),
         opts=opts)
+    firewall = WebFirewall(settings.physical_name("firewall"), WebFirewallArgs(
+        settings=settings, key_arn=key.arn, stages=[ingestion.stage, serving.stage]), opts=opts)
     return {
         "region": settings.region,
         "namePrefix": settings.name_prefix,
@@ -47,4 +50,5 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         "trackingIdParameter": settings.parameter_name("tracking-id"),
         "servingUrl": serving.url,
         "servingApiKeyId": serving.api_key.id,
+        "webAclArn": firewall.web_acl.arn,
     }

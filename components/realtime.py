@@ -79,9 +79,9 @@ class RealtimeEvents(pulumi.ComponentResource):
                     {"Sid": "ReadTrackingId", "Effect": "Allow", "Action": ["ssm:GetParameter"],
                      "Resource": pulumi.Output.concat("arn:", partition, ":ssm:", region, ":", account,
                                                       ":parameter", tracking_parameter)},
-                    {"Sid": "PutEventsToThisStacksTracker", "Effect": "Allow", "Action": ["personalize:PutEvents"],
-                     "Resource": pulumi.Output.concat("arn:", partition, ":personalize:", region, ":", account,
-                                                      ":event-tracker/", settings.name_prefix, "-*")},
+                    # PutEvents has no resource-level permissions (IAM service authorization reference): "*" is
+                    # the only valid resource; the tracking id published by this stack's training selects the tracker.
+                    {"Sid": "PutEvents", "Effect": "Allow", "Action": ["personalize:PutEvents"], "Resource": "*"},
                     {"Sid": "KeepUndeliverableRecords", "Effect": "Allow", "Action": ["sqs:SendMessage"],
                      "Resource": [self.dead_letter_queue.arn, self.failure_queue.arn]},
                     {"Sid": "EncryptQueuedRecords", "Effect": "Allow",

@@ -66,8 +66,7 @@ class ServingApi(pulumi.ComponentResource):
                          "CORS_ALLOWED_ORIGINS": json.dumps(list(settings.ingestion.cors_allowed_origins))},
             statements=[
                 {"Sid": "RecommendFromThisStacksCampaigns", "Effect": "Allow",
-                 "Action": ["personalize:GetRecommendations"],
-                 "Resource": [arn("personalize", f"campaign/{prefix}-*"), arn("personalize", f"filter/{prefix}-*")]},
+                 "Action": ["personalize:GetRecommendations"], "Resource": arn("personalize", f"campaign/{prefix}-*")},
                 {"Sid": "ReadPublishedArns", "Effect": "Allow", "Action": ["ssm:GetParameter"],
                  "Resource": [parameter_arn("campaign-arn"), parameter_arn("filter-arns")]},
                 {"Sid": "ReadPopularItems", "Effect": "Allow", "Action": ["s3:GetObject"],

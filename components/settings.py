@@ -138,6 +138,13 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               "Steady-state requests per second of the serving API stage and its key (1-10000)."),
     ConfigKey("servingThrottleBurstLimit", "integer", 400,
               "Burst of requests of the serving API stage and its key (1-5000, at least the rate limit)."),
+    ConfigKey("wafRateLimitPer5Minutes", "integer", 2000,
+              "Requests one client IP may make in 5 minutes before AWS WAF blocks it (10-2000000000)."),
+    ConfigKey("wafBlockAnonymousIps", "boolean", False,
+              "Also block VPNs, proxies and Tor (the AWS anonymous-IP list); readers behind them lose access."),
+    ConfigKey("wafCountOnlyRules", "array", [],
+              "Managed rules to count instead of block, as \"RuleGroup:RuleName\" (for false positives you have "
+              "seen in the WAF logs)."),
     ConfigKey("manageApiGatewayAccount", "boolean", True,
               "Set the region's API Gateway CloudWatch role (an account-wide setting needed for execution logs). "
               "Only one stack per account and region may manage it: set false in the others."),
@@ -150,6 +157,7 @@ _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$")
 _TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
 _EVENT_TYPE_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,31}$")
+_WAF_RULE_RE = re.compile(r"^(AWSManagedRules[A-Za-z]+):([A-Za-z0-9_-]{1,128})$")
 _FILTER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _ORIGIN_RE = re.compile(r"^(https://[a-z0-9.-]+|http://localhost)(:[0-9]{1,5})?$")
 
@@ -203,6 +211,13 @@ class ServingSettings:
 
 
 @dataclass(frozen=True)
+class WafSettings:
+    rate_limit_per_5_minutes: int
+    block_anonymous_ips: bool
+    count_only_rules: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     stack: str
@@ -217,6 +232,7 @@ class StackSettings:
     ingestion: IngestionSettings
     realtime: RealtimeSettings
     serving: ServingSettings
+    waf: WafSettings
 
     @property
     def region_code(self) -> str:
@@ -421,6 +437,22 @@ def _parse_serving(reader: _Reader) -> ServingSettings:
     return ServingSettings(filters=filters, throttle_rate_limit=rate, throttle_burst_limit=burst)
 
 
+def _parse_waf(reader: _Reader) -> WafSettings:
+    overrides: list[tuple[str, str]] = []
+    for entry in reader.string_list("wafCountOnlyRules"):
+        match = _WAF_RULE_RE.match(entry)
+        if match is None:
+            reader.problem("wafCountOnlyRules", entry, "each entry is AWSManagedRules<Group>:<RuleName>")
+        else:
+            overrides.append((match.group(1), match.group(2)))
+    return WafSettings(
+        rate_limit_per_5_minutes=reader.integer("wafRateLimitPer5Minutes", lambda v: 10 <= v <= 2_000_000_000,
+                                                "must be between 10 and 2000000000"),
+        block_anonymous_ips=reader.boolean("wafBlockAnonymousIps"),
+        count_only_rules=tuple(overrides),
+    )
+
+
 def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
                    project: str = PROJECT) -> StackSettings:
     """Validate raw config values (``key -> string``, without namespace) into ``StackSettings``.
@@ -454,6 +486,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
     ingestion = _parse_ingestion(reader)
     realtime = _parse_realtime(reader)
     serving = _parse_serving(reader)
+    waf = _parse_waf(reader)
 
     if reader.problems:
         raise SettingsError(reader.problems)
@@ -471,6 +504,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
         ingestion=ingestion,
         realtime=realtime,
         serving=serving,
+        waf=waf,
     )
 
 

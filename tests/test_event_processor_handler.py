@@ -83,6 +83,7 @@ def test_the_handler_reports_retries_as_batch_item_failures(deployed: tuple[Fake
     assert result == {"batchItemFailures": [{"itemIdentifier": "0"}]}
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_a_missing_environment_variable_fails_loudly(deployed: tuple[FakePersonalize, ModuleType],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     _, event_processor = deployed

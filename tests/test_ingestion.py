@@ -12,8 +12,9 @@ from components import templates
 from components.apistage import ACCESS_LOG_FORMAT
 from components.ingestion import IngestionArgs, IngestionPipeline
 from components.settings import StackSettings, parse_settings
-from tests.conftest import REGION, Synthesize
-from tools.policy_eval import evaluate, mandatory
+from components.waf import WebFirewall, WebFirewallArgs
+from tests.conftest import REGION, Synthesize, assert_policy_pack_passes
+from tools.policy_eval import evaluate
 from tools.synth import ACCOUNT_ID, RegisteredResource, Synthesis
 
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0000"
@@ -267,9 +268,17 @@ def test_a_template_change_redeploys_the_api(pipeline: Callable[..., Synthesis])
 
 
 @pytest.mark.parametrize("preview", [True, False], ids=["preview", "deployed"])
-def test_the_pipeline_passes_the_policy_pack(pipeline: Callable[..., Synthesis], preview: bool) -> None:
-    synthesis = pipeline(preview=preview, corsAllowedOrigins=["https://www.example.com"])
+def test_the_pipeline_behind_the_firewall_passes_the_policy_pack(synth: Synthesize, preview: bool) -> None:
+    settings = settings_with(corsAllowedOrigins=["https://www.example.com"])
 
-    findings = evaluate(synthesis)
-    assert mandatory(findings) == []
-    assert [f for f in findings if f.level == "advisory"] == []
+    def program() -> None:
+        pipeline = IngestionPipeline("ing", IngestionArgs(settings=settings, key_arn=KEY_ARN))
+        WebFirewall("waf", WebFirewallArgs(settings=settings, key_arn=KEY_ARN, stages=[pipeline.stage]))
+
+    assert_policy_pack_passes(evaluate(synth(program, preview=preview)), preview)
+
+
+def test_without_the_firewall_the_stage_is_rejected(pipeline: Callable[..., Synthesis]) -> None:
+    findings = evaluate(pipeline())
+
+    assert [f.policy for f in findings] == ["apigateway-stage-waf-associated"]

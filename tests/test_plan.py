@@ -22,15 +22,22 @@ def test_plan_of_dev_lists_the_key_and_passes(tmp_path: Path, capsys: pytest.Cap
     assert "clickstream:security:EncryptionKey  cp-dev-euw1-key" in printed
     assert "aws:kms/key:Key" in printed
     assert "kmsKeyArn: <known after deploy>" in printed
-    assert "0 mandatory violation(s)" in printed
+    assert "preview: 0 mandatory violation(s)" in printed
+    assert "update: 0 mandatory violation(s), 0 advisory finding(s)" in printed
     document = json.loads(out_file.read_text(encoding="utf-8"))
     assert document["mandatoryViolations"] == 0
+    assert set(document["findings"]) == {"preview", "update"}
     assert {"aws:kms/key:Key", "aws:kms/alias:Alias"} <= {r["type"] for r in document["resources"]}
 
 
-def test_deployed_plan_fills_in_computed_values(capsys: pytest.CaptureFixture[str]) -> None:
-    assert plan.main(["--stack", "dev", "--deployed"]) == 0
-    assert "kmsKeyArn: arn:aws:kms:eu-west-1:123456789012:" in capsys.readouterr().out
+def test_a_policy_configuration_file_relaxes_a_rule_for_a_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(plan, "synthesize_stack", lambda stack, preview: rotation_off())
+    relaxed = tmp_path / "config.dev.json"
+    relaxed.write_text(json.dumps({"kms-key-rotation-enabled": "advisory"}), encoding="utf-8")
+
+    assert plan.main(["--stack", "dev", "--policy-config", str(relaxed)]) == 0
+    assert "[advisory] kms-key-rotation-enabled" in capsys.readouterr().out
 
 
 def test_json_to_stdout_is_only_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,13 +45,16 @@ def test_json_to_stdout_is_only_json(capsys: pytest.CaptureFixture[str]) -> None
     assert json.loads(capsys.readouterr().out)["stack"] == "dev"
 
 
-def test_mandatory_violation_fails_the_plan(monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
-    compliant = synthesize_stack("dev")
-    resources = copy.deepcopy(compliant.resources)
+def rotation_off() -> Synthesis:
+    resources = copy.deepcopy(synthesize_stack("dev", preview=False).resources)
     [key] = [r for r in resources if r.type == "aws:kms/key:Key"]
     key.inputs["enableKeyRotation"] = False
-    monkeypatch.setattr(plan, "synthesize_stack", lambda stack, preview: Synthesis(stack, resources))
+    return Synthesis("dev", resources)
+
+
+def test_mandatory_violation_fails_the_plan(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(plan, "synthesize_stack", lambda stack, preview: rotation_off())
 
     status = plan.main(["--stack", "dev"])
 
@@ -85,4 +95,4 @@ def test_the_readme_command_runs_from_a_plain_shell() -> None:
                             capture_output=True, text=True, timeout=120, check=False)
 
     assert result.returncode == 0, result.stderr
-    assert "0 mandatory violation(s)" in result.stdout
+    assert "update: 0 mandatory violation(s)" in result.stdout

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pulumi_aws as aws
 import pytest
 from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
 from pulumi_policy.proxy import UNKNOWN_NUMBER_VALUE, UNKNOWN_STRING_VALUE
@@ -22,7 +23,7 @@ from components.function import FunctionArgs, LambdaFunction
 from components.program import build
 from components.security import EncryptionKey, EncryptionKeyArgs
 from components.settings import StackSettings, parse_settings
-from tests.conftest import REGION, Synthesize, make_handlers_root
+from tests.conftest import REGION, Synthesize, assert_policy_pack_passes, make_handlers_root
 from tools.policy_eval import evaluate
 from tools.synth import RegisteredResource, Synthesis, synthesize
 
@@ -39,18 +40,23 @@ def compliant(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
 
     def program() -> None:
         outputs = build(settings)
-        LambdaFunction("demo", FunctionArgs(settings=settings, key_arn=outputs["kmsKeyArn"], handler_module="demo",
-                                            description="Demo", environment={"TABLE": "t"},
-                                            handlers_root=handlers_root, asynchronous=True))
+        demo = LambdaFunction("demo", FunctionArgs(settings=settings, key_arn=outputs["kmsKeyArn"],
+                                                   handler_module="demo", description="Demo",
+                                                   environment={"TABLE": "t"}, handlers_root=handlers_root,
+                                                   asynchronous=True))
+        aws.lambda_.Permission("demo-schedule", action="lambda:InvokeFunction", function=demo.function.name,
+                               principal="events.amazonaws.com",
+                               source_arn=f"arn:aws:events:{REGION}:123456789012:rule/cp-dev-euw1-nightly")
 
     return synthesize({"aws:region": REGION}, stack="dev", preview=False, program=program)
 
 
-def mutated(synthesis: Synthesis, type_: str, mutate: Mutation | None) -> Synthesis:
+def mutated(synthesis: Synthesis, type_: str | tuple[str, str], mutate: Mutation | None) -> Synthesis:
     """A copy of ``synthesis`` with one property of the first resource of ``type_`` changed (in its inputs and its
     outputs, as resource and stack policies read them), or with that resource removed (``mutate=None``)."""
     resources = copy.deepcopy(synthesis.resources)
-    target = next(r for r in resources if r.type == type_)
+    type_, name = type_ if isinstance(type_, tuple) else (type_, None)
+    target = next(r for r in resources if r.type == type_ and name in (None, r.name))
     if mutate is None:
         resources.remove(target)
     else:
@@ -83,6 +89,28 @@ def put(*path_and_value: Any) -> Mutation:
     return mutate
 
 
+def waf_rules(mutate_rules: Callable[[list[dict[str, Any]]], None]) -> Mutation:
+    def mutate(props: dict[str, Any]) -> None:
+        rules = json.loads(props["ruleJson"])
+        mutate_rules(rules)
+        props["ruleJson"] = json.dumps(rules)
+
+    return mutate
+
+
+def without_rule(name: str) -> Mutation:
+    return waf_rules(lambda rules: rules.__setitem__(slice(None), [r for r in rules if r["Name"] != name]))
+
+
+def first_statement(**changes: Any) -> Mutation:
+    def mutate(props: dict[str, Any]) -> None:
+        document = json.loads(props["policy"])
+        document["Statement"][0].update(changes)
+        props["policy"] = json.dumps(document)
+
+    return mutate
+
+
 def tls_policy(effect: str, secure_transport: str) -> Mutation:
     def mutate(props: dict[str, Any]) -> None:
         document = json.loads(props["policy"])
@@ -103,8 +131,12 @@ STAGE = "aws:apigateway/stage:Stage"
 POST = "aws:apigateway/method:Method"
 ESM = "aws:lambda/eventSourceMapping:EventSourceMapping"
 QUEUE = "aws:sqs/queue:Queue"
+WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+SETTINGS = "aws:apigateway/methodSettings:MethodSettings"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+FUNCTION_DEMO = ("aws:lambda/function:Function", "demo-function")
 
-CASES: list[tuple[str, str, Mutation | None, str]] = [
+CASES: list[tuple[str, str | tuple[str, str], Mutation | None, str]] = [
     ("kms-key-rotation-enabled", "aws:kms/key:Key", put("enableKeyRotation", False), "set enable_key_rotation=True"),
     ("kms-key-rotation-enabled", "aws:kms/key:Key", drop("enableKeyRotation"), "set enable_key_rotation=True"),
     ("cloudwatch-loggroup-encrypted", LOG_GROUP, drop("kmsKeyId"), "set kms_key_id"),
@@ -152,6 +184,25 @@ CASES: list[tuple[str, str, Mutation | None, str]] = [
     ("lambda-permission-source-arn", "aws:lambda/permission:Permission", drop("sourceArn"), "set source_arn"),
     ("sqs-queue-encrypted", QUEUE, drop("kmsMasterKeyId"), "set kms_master_key_id"),
     ("sqs-queue-encrypted", QUEUE, put("kmsMasterKeyId", "alias/aws/sqs"), "set kms_master_key_id"),
+    ("wafv2-webacl-managed-rules", WEB_ACL, without_rule("AWSManagedRulesSQLiRuleSet"),
+     "lacks the managed rule groups AWSManagedRulesSQLiRuleSet"),
+    ("wafv2-webacl-managed-rules", WEB_ACL, without_rule("AWSManagedRulesCommonRuleSet"),
+     "lacks the managed rule groups AWSManagedRulesCommonRuleSet"),
+    ("wafv2-webacl-managed-rules", WEB_ACL, without_rule("rate-per-ip"), "has no rate-based rule"),
+    ("apigateway-stage-waf-associated", "aws:wafv2/webAclAssociation:WebAclAssociation", None,
+     "associate it with the stack's web ACL"),
+    ("wafv2-webacl-logging", "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration", None,
+     "add a WebAclLoggingConfiguration"),
+    ("apigateway-stage-execution-logging", SETTINGS, None, "add MethodSettings"),
+    ("apigateway-stage-execution-logging", SETTINGS, put("settings", "loggingLevel", "OFF"), "logging_level INFO"),
+    ("apigateway-stage-execution-logging", SETTINGS, put("settings", "metricsEnabled", False), "metrics_enabled=True"),
+    ("apigateway-method-write-authorized", POST, put("apiKeyRequired", False), "set api_key_required=True"),
+    ("iam-policy-no-wildcard-actions", ROLE_POLICY, first_statement(Action=["s3:*"]), "name the exact actions"),
+    ("iam-policy-no-wildcard-actions", ROLE_POLICY, first_statement(Action="*"), "name the exact actions"),
+    ("iam-policy-no-wildcard-actions", ROLE_POLICY, first_statement(Action=["kinesis:Get*"]),
+     "name the exact actions"),
+    ("iam-policy-no-wildcard-resources", ROLE_POLICY, first_statement(Resource="*"), "name the resource ARNs"),
+    ("lambda-function-async-dead-letter", FUNCTION_DEMO, drop("deadLetterConfig"), "set dead_letter_config"),
 ]
 
 
@@ -159,16 +210,26 @@ def test_the_compliant_resources_pass_every_policy(compliant: Synthesis) -> None
     assert evaluate(compliant) == []
 
 
+# Stack policies about a resource's side resources report against that resource.
+REPORTED_ON = {"s3-bucket-encrypted": "aws:s3/bucket:Bucket",
+               "s3-bucket-public-access-blocked": "aws:s3/bucket:Bucket",
+               "s3-bucket-tls-only": "aws:s3/bucket:Bucket", "apigateway-stage-waf-associated": STAGE,
+               "apigateway-stage-execution-logging": STAGE, "wafv2-webacl-logging": WEB_ACL}
+
+
+def test_the_catalogue_covers_at_least_thirty_misconfigurations() -> None:
+    assert len(CASES) >= 30
+
+
 @pytest.mark.parametrize(("policy", "type_", "mutate", "fix"), CASES,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
-def test_one_mutation_is_caught_by_its_policy(compliant: Synthesis, policy: str, type_: str, mutate: Mutation,
-                                              fix: str) -> None:
+def test_one_mutation_is_caught_by_its_policy(compliant: Synthesis, policy: str, type_: str | tuple[str, str],
+                                              mutate: Mutation, fix: str) -> None:
     findings = evaluate(mutated(compliant, type_, mutate))
 
     assert names(findings) == [policy]
     assert fix in findings[0].message
-    # Stack policies about a bucket's side resources report against the bucket.
-    assert findings[0].resource_type == ("aws:s3/bucket:Bucket" if policy.startswith("s3-bucket-") else type_)
+    assert findings[0].resource_type == REPORTED_ON.get(policy, type_ if isinstance(type_, str) else type_[0])
 
 
 def test_every_policy_has_a_mutation_case() -> None:
@@ -192,6 +253,30 @@ def test_queue_consumers_are_not_held_to_stream_rules(compliant: Synthesis) -> N
     assert evaluate(mutated(compliant, ESM, sqs_mapping)) == []
 
 
+def test_a_stack_may_declare_a_public_write_route_explicitly(compliant: Synthesis) -> None:
+    public = mutated(compliant, POST, put("apiKeyRequired", False))
+    [method] = [r for r in public.resources if r.type == POST][:1]
+
+    assert evaluate(public, config={"apigateway-method-write-authorized": {
+        "publicWriteMethods": [method.name]}}) == []
+
+
+def test_required_waf_groups_are_configurable(compliant: Synthesis) -> None:
+    config = {"wafv2-webacl-managed-rules": {"requiredManagedRuleGroups": ["AWSManagedRulesBotControlRuleSet"]}}
+
+    findings = evaluate(compliant, config=config)
+
+    assert names(findings) == ["wafv2-webacl-managed-rules"]
+    assert "AWSManagedRulesBotControlRuleSet" in findings[0].message
+
+
+def test_a_rule_can_be_relaxed_to_advisory_per_stack(compliant: Synthesis) -> None:
+    findings = evaluate(mutated(compliant, "aws:kms/key:Key", put("enableKeyRotation", False)),
+                        config={"kms-key-rotation-enabled": "advisory"})
+
+    assert names(findings) == [] and names(findings, "advisory") == ["kms-key-rotation-enabled"]
+
+
 def test_read_only_methods_need_no_validator(compliant: Synthesis) -> None:
     def get_without_validator(props: dict[str, Any]) -> None:
         props["httpMethod"] = "GET"
@@ -212,7 +297,7 @@ def test_presence_checks_stay_decisive_when_the_value_is_unknown(settings: Stack
 
     [log_group] = synthesis.of_type("aws:cloudwatch/logGroup:LogGroup")
     assert log_group.inputs["kmsKeyId"] == UNKNOWN_STRING_VALUE
-    assert evaluate(synthesis) == []
+    assert_policy_pack_passes(evaluate(synthesis), preview=True)
 
 
 def test_a_policy_reading_an_unknown_value_becomes_advisory(compliant: Synthesis) -> None:
@@ -259,3 +344,11 @@ def test_findings_name_the_resource_they_were_reported_for(compliant: Synthesis)
     findings = evaluate(mutated(compliant, "aws:kms/key:Key", put("enableKeyRotation", False)))
 
     assert findings[0].resource_name == key.name
+
+
+def test_the_readme_documents_every_policy() -> None:
+    from tools.synth import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+
+    assert [p.name for p in POLICIES if f"| `{p.name}`" not in readme] == []

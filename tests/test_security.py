@@ -31,7 +31,7 @@ def test_key_rotates_waits_and_is_aliased_from_settings(settings: StackSettings,
     assert key["deletionWindowInDays"] == settings.kms_key_deletion_window_days
     alias = synthesis.find("aws:kms/alias:Alias", "key-alias").inputs
     assert alias["name"] == "alias/cp-dev-euw1"
-    assert alias["targetKeyId"] == "key-key-key-id"
+    assert alias["targetKeyId"] == "key-key-id"
 
 
 def test_key_policy_grants_root_and_only_this_regions_logs_for_this_stack(settings: StackSettings,

@@ -58,13 +58,22 @@ def _options(resource: RegisteredResource) -> PolicyResourceOptions:
                                  parent=resource.parent)
 
 
-def _policy_config(policy: Policy, overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def _policy_config(policy: Policy, overrides: Mapping[str, Any]) -> tuple[EnforcementLevel, dict[str, Any]]:
+    """The policy's enforcement level and properties: schema defaults, then the pack configuration's entry for it
+    (a level such as "advisory", or an object with an optional "enforcementLevel"), as the CLI applies them."""
+    level = policy.enforcement_level or EnforcementLevel.MANDATORY
     config: dict[str, Any] = {}
     schema = policy.config_schema
     if schema is not None:
         config.update({k: v["default"] for k, v in schema.properties.items() if "default" in v})
-    config.update(overrides.get(policy.name, {}))
-    return config
+    entry = overrides.get(policy.name, {})
+    if isinstance(entry, str):
+        return EnforcementLevel(entry), config
+    entry = dict(entry)
+    if "enforcementLevel" in entry:
+        level = EnforcementLevel(entry.pop("enforcementLevel"))
+    config.update(entry)
+    return level, config
 
 
 def _run(validation: Any) -> None:
@@ -87,15 +96,13 @@ def _stack_resources(synthesis: Synthesis) -> list[PolicyResource]:
 
 
 def evaluate(synthesis: Synthesis, policies: Sequence[Policy] = POLICIES,
-             config: Mapping[str, Mapping[str, Any]] | None = None) -> list[Finding]:
-    """Every violation and advisory the pack reports for ``synthesis``."""
-    overrides = config or {}
+             config: Mapping[str, Any] | None = None) -> list[Finding]:
+    """Every violation and advisory the pack reports for ``synthesis`` under the pack configuration ``config``."""
     findings: list[Finding] = []
     for policy in policies:
-        level = policy.enforcement_level or EnforcementLevel.MANDATORY
+        level, policy_config = _policy_config(policy, config or {})
         if level == EnforcementLevel.DISABLED:
             continue
-        policy_config = _policy_config(policy, overrides)
 
         def report(message: str, urn: str | None = None, *, subject: RegisteredResource | None = None,
                    _policy: Policy = policy, _level: EnforcementLevel = level) -> None:

@@ -27,12 +27,30 @@ ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_ID = "123456789012"
 UNKNOWN = "<known after deploy>"
 
-# Outputs AWS computes, per resource type, that the program reads from other resources (beyond arn/id/name).
+# ARNs in AWS's real formats (IAM linting checks them against each action's resource types), and the other outputs
+# AWS computes that the program reads from other resources.
+_ARNS: Mapping[str, str] = {
+    "aws:kinesis/stream:Stream": "arn:aws:kinesis:{region}:{account}:stream/{name}",
+    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream":
+        "arn:aws:firehose:{region}:{account}:deliverystream/{name}",
+    "aws:sqs/queue:Queue": "arn:aws:sqs:{region}:{account}:{name}",
+    "aws:s3/bucket:Bucket": "arn:aws:s3:::{name}",
+    "aws:cloudwatch/logGroup:LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}",
+    "aws:kms/key:Key": "arn:aws:kms:{region}:{account}:key/{id}",
+    "aws:lambda/function:Function": "arn:aws:lambda:{region}:{account}:function:{name}",
+    "aws:iam/role:Role": "arn:aws:iam::{account}:role/{name}",
+    "aws:apigateway/restApi:RestApi": "arn:aws:apigateway:{region}::/restapis/{id}",
+    "aws:apigateway/stage:Stage": "arn:aws:apigateway:{region}::/restapis/api-id/stages/{name}",
+    "aws:wafv2/webAcl:WebAcl": "arn:aws:wafv2:{region}:{account}:regional/webacl/{name}/{id}",
+    "aws:sns/topic:Topic": "arn:aws:sns:{region}:{account}:{name}",
+}
 _COMPUTED: Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]] = {
-    "aws:kms/key:Key": lambda name, _: {"keyId": f"{name}-key-id"},
-    "aws:sqs/queue:Queue": lambda name, inputs: {"url": f"https://sqs.example/{inputs.get('name', name)}"},
+    "aws:kms/key:Key": lambda name, _: {"keyId": f"{name}-id"},
+    "aws:sqs/queue:Queue": lambda name, inputs: {
+        "url": f"https://sqs.example/{ACCOUNT_ID}/{inputs.get('name', name)}"},
     "aws:apigateway/restApi:RestApi": lambda name, _: {"rootResourceId": f"{name}-root",
-                                                       "executionArn": f"arn:aws:execute-api:{name}"},
+                                                       "executionArn": f"arn:aws:execute-api:eu-west-1:{ACCOUNT_ID}:"
+                                                                       f"{name}-id"},
     "aws:lambda/function:Function": lambda name, _: {
         "invokeArn": f"arn:aws:apigateway:lambda:path/2015-03-31/functions/{name}/invocations"},
     "aws:apigateway/stage:Stage": lambda name, inputs: {
@@ -96,9 +114,11 @@ class StackMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         if self.preview:
             return None, state
-        physical = state.get("name") or args.name
+        physical = state.get("name") or state.get("bucket") or state.get("stageName") or args.name
         service = args.typ.split(":")[1].split("/")[0]
-        state.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{args.name}")
+        arn = _ARNS.get(args.typ, f"arn:aws:{service}:{{region}}:{{account}}:{{name}}")
+        state.setdefault("arn", arn.format(region=self.region, account=ACCOUNT_ID, name=physical,
+                                           id=f"{args.name}-id"))
         state.setdefault("name", physical)
         computed = _COMPUTED.get(args.typ)
         if computed is not None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs
+from pulumi_policy import (
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+)
 
-from ._helpers import is_set, resource_policy
+from ._helpers import attached, is_set, resource_policy, stack_policy
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -29,6 +35,26 @@ def _validated(args: ResourceValidationArgs, report_violation: ReportViolation) 
                          "validator with validate_request_body=True) and request_models for each content type.", None)
 
 
+def _write_authorized(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != "aws:apigateway/method:Method" or args.props.get("httpMethod") not in WRITE_METHODS:
+        return
+    if args.props.get("apiKeyRequired") is True or args.props.get("authorization") not in (None, "NONE"):
+        return
+    if args.name in args.get_config().get("publicWriteMethods", []):
+        return
+    report_violation(f"Method {args.name} lets anyone write: set api_key_required=True or an authorizer, or list "
+                     "it in publicWriteMethods in the stack's policy configuration.", None)
+
+
+def _execution_logging(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    for stage in (r for r in args.resources if r.resource_type == "aws:apigateway/stage:Stage"):
+        settings = [m.props.get("settings") or {} for m in attached(
+            args.resources, stage, "aws:apigateway/methodSettings:MethodSettings", "stageName")]
+        if not any(s.get("loggingLevel") in ("INFO", "ERROR") and s.get("metricsEnabled") is True for s in settings):
+            report_violation(f"Stage {stage.name} has no execution logs or detailed metrics: add MethodSettings for "
+                             "*/* with logging_level INFO (or ERROR) and metrics_enabled=True.", stage.urn)
+
+
 apigateway_stage_access_logging = resource_policy(
     "apigateway-stage-access-logging",
     "API stages write JSON access logs to a log group.",
@@ -48,4 +74,18 @@ apigateway_method_validated = resource_policy(
     _validated,
 )
 
-POLICIES = [apigateway_stage_access_logging, apigateway_stage_xray, apigateway_method_validated]
+apigateway_method_write_authorized = ResourceValidationPolicy(
+    name="apigateway-method-write-authorized",
+    description="Write methods require an API key or an authorizer.",
+    validate=_write_authorized,
+    config_schema=PolicyConfigSchema(properties={"publicWriteMethods": {
+        "type": "array", "items": {"type": "string"}, "default": []}}),
+)
+apigateway_stage_execution_logging = stack_policy(
+    "apigateway-stage-execution-logging",
+    "Stages have execution logging and detailed metrics through method settings.",
+    _execution_logging,
+)
+
+POLICIES = [apigateway_stage_access_logging, apigateway_stage_xray, apigateway_method_validated,
+            apigateway_method_write_authorized, apigateway_stage_execution_logging]

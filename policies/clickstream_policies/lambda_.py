@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs
+from collections.abc import Sequence
 
-from ._helpers import ResourceCheck, is_set, resource_policy
+from pulumi_policy import PolicyResource, ReportViolation, ResourceValidationArgs, StackValidationArgs
+
+from ._helpers import ResourceCheck, attached, is_set, resource_policy, stack_policy
 
 FUNCTION = "aws:lambda/function:Function"
 
@@ -41,6 +43,7 @@ lambda_function_environment_encrypted = resource_policy(
 # --- event source mappings on streams (Kinesis, DynamoDB): only those take a starting position ----------------------
 
 ESM = "aws:lambda/eventSourceMapping:EventSourceMapping"
+INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 
 
 def _stream_mapping_check(check: ResourceCheck) -> ResourceCheck:
@@ -111,7 +114,38 @@ lambda_permission_source_arn = resource_policy(
     _permission_source_arn,
 )
 
+# Services that invoke a function asynchronously: a failed event is retried twice, then dropped unless kept.
+ASYNC_PRINCIPALS = ("events.amazonaws.com", "sns.amazonaws.com", "s3.amazonaws.com", "logs.amazonaws.com",
+                    "ses.amazonaws.com", "iot.amazonaws.com", "cloudwatch.amazonaws.com")
+
+
+def _keeps_failed_events(function: PolicyResource, resources: Sequence[PolicyResource]) -> bool:
+    if is_set(function.props.get("deadLetterConfig") or {}, "targetArn"):
+        return True
+    return any(is_set((c.props.get("destinationConfig") or {}).get("onFailure") or {}, "destination")
+               for c in attached(resources, function, INVOKE_CONFIG, "functionName"))
+
+
+def _async_dead_letter(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    for permission in (r for r in args.resources if r.resource_type == "aws:lambda/permission:Permission"):
+        principal = permission.props.get("principal")
+        if principal not in ASYNC_PRINCIPALS:
+            continue
+        for function in (d for d in permission.property_dependencies.get("function", [])
+                         if d.resource_type == FUNCTION):
+            if not _keeps_failed_events(function, args.resources):
+                report_violation(f"Function {function.name} is invoked asynchronously by {principal} but keeps no "
+                                 "failed events: set dead_letter_config (LambdaFunction(asynchronous=True) does) or "
+                                 "an on-failure destination.", function.urn)
+
+
+lambda_function_async_dead_letter = stack_policy(
+    "lambda-function-async-dead-letter",
+    "Functions invoked asynchronously keep failed events (dead-letter queue or on-failure destination).",
+    _async_dead_letter,
+)
+
 POLICIES = [lambda_function_tracing_active, lambda_function_environment_encrypted,
             lambda_eventsourcemapping_on_failure_destination, lambda_eventsourcemapping_bisect,
             lambda_eventsourcemapping_partial_batch, lambda_eventsourcemapping_bounded_retries,
-            lambda_permission_source_arn]
+            lambda_permission_source_arn, lambda_function_async_dead_letter]
