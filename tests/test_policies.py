@@ -47,6 +47,17 @@ def compliant(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
         aws.lambda_.Permission("demo-schedule", action="lambda:InvokeFunction", function=demo.function.name,
                                principal="events.amazonaws.com",
                                source_arn=f"arn:aws:events:{REGION}:123456789012:rule/cp-dev-euw1-nightly")
+        # Until the training orchestration brings its own, a topic and a state machine as the pack wants them.
+        aws.sns.Topic("demo-topic", kms_master_key_id=outputs["kmsKeyArn"])
+        aws.sfn.StateMachine(
+            "demo-machine", role_arn=demo.role.arn, type="STANDARD",
+            definition='{"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}',
+            encryption_configuration=aws.sfn.StateMachineEncryptionConfigurationArgs(
+                type="CUSTOMER_MANAGED_KMS_KEY", kms_key_id=outputs["kmsKeyArn"]),
+            logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
+                level="ALL", include_execution_data=True,
+                log_destination=demo.log_group.arn.apply(lambda arn: f"{arn}:*")),
+            tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True))
 
     return synthesize({"aws:region": REGION}, stack="dev", preview=False, program=program)
 
@@ -135,6 +146,7 @@ WEB_ACL = "aws:wafv2/webAcl:WebAcl"
 SETTINGS = "aws:apigateway/methodSettings:MethodSettings"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 FUNCTION_DEMO = ("aws:lambda/function:Function", "demo-function")
+MACHINE = "aws:sfn/stateMachine:StateMachine"
 
 CASES: list[tuple[str, str | tuple[str, str], Mutation | None, str]] = [
     ("kms-key-rotation-enabled", "aws:kms/key:Key", put("enableKeyRotation", False), "set enable_key_rotation=True"),
@@ -203,6 +215,14 @@ CASES: list[tuple[str, str | tuple[str, str], Mutation | None, str]] = [
      "name the exact actions"),
     ("iam-policy-no-wildcard-resources", ROLE_POLICY, first_statement(Resource="*"), "name the resource ARNs"),
     ("lambda-function-async-dead-letter", FUNCTION_DEMO, drop("deadLetterConfig"), "set dead_letter_config"),
+    ("sns-topic-encrypted", "aws:sns/topic:Topic", drop("kmsMasterKeyId"), "set kms_master_key_id"),
+    ("sns-topic-encrypted", "aws:sns/topic:Topic", put("kmsMasterKeyId", "alias/aws/sns"), "set kms_master_key_id"),
+    ("sfn-statemachine-encrypted", MACHINE, drop("encryptionConfiguration"), "CUSTOMER_MANAGED_KMS_KEY"),
+    ("sfn-statemachine-encrypted", MACHINE, put("encryptionConfiguration", {"type": "AWS_OWNED_KEY"}),
+     "CUSTOMER_MANAGED_KMS_KEY"),
+    ("sfn-statemachine-logging", MACHINE, put("loggingConfiguration", "level", "OFF"), "level ALL"),
+    ("sfn-statemachine-logging", MACHINE, drop("loggingConfiguration"), "level ALL"),
+    ("sfn-statemachine-tracing", MACHINE, drop("tracingConfiguration"), "enabled=True"),
 ]
 
 
