@@ -181,6 +181,14 @@ class IngestionPipeline(pulumi.ComponentResource):
                 "Action": "s3:*",
                 "Resource": [self._bucket_arn, pulumi.Output.concat(self._bucket_arn, "/*")],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }, {
+                # Dataset import jobs read the training flow's prepared CSV files as Personalize itself.
+                "Sid": "PersonalizeReadsPreparedData",
+                "Effect": "Allow",
+                "Principal": {"Service": "personalize.amazonaws.com"},
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": [self._bucket_arn, pulumi.Output.concat(self._bucket_arn, "/prepared/*")],
+                "Condition": {"StringEquals": {"aws:SourceAccount": self._account}},
             }]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
         )

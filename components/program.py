@@ -10,6 +10,7 @@ from components.realtime import RealtimeArgs, RealtimeEvents
 from components.security import EncryptionKey, EncryptionKeyArgs
 from components.serving import ServingApi, ServingArgs
 from components.settings import StackSettings
+from components.training import TrainingArgs, TrainingOrchestration
 from components.waf import WebFirewall, WebFirewallArgs
 
 
@@ -32,6 +33,9 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         settings=settings, key_arn=key.arn, data_bucket_name=ingestion.bucket.bucket,
         data_bucket_arn=ingestion.bucket_arn, depends_on=[ingestion.account] if ingestion.account else []),
         opts=opts)
+    training = TrainingOrchestration(settings.physical_name("training"), TrainingArgs(
+        settings=settings, key_arn=key.arn, data_bucket_name=ingestion.bucket.bucket,
+        data_bucket_arn=ingestion.bucket_arn), opts=opts)
     firewall = WebFirewall(settings.physical_name("firewall"), WebFirewallArgs(
         settings=settings, key_arn=key.arn, stages=[ingestion.stage, serving.stage]), opts=opts)
     return {
@@ -51,4 +55,7 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         "servingUrl": serving.url,
         "servingApiKeyId": serving.api_key.id,
         "webAclArn": firewall.web_acl.arn,
+        "trainingStateMachineArn": training.training_machine.arn,
+        "teardownStateMachineArn": training.teardown_machine.arn,
+        "trainingTopicArn": training.topic.arn,
     }

@@ -145,6 +145,27 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("wafCountOnlyRules", "array", [],
               "Managed rules to count instead of block, as \"RuleGroup:RuleName\" (for false positives you have "
               "seen in the WAF logs)."),
+    ConfigKey("trainingRecipe", "string", "aws-user-personalization-v2",
+              "Amazon Personalize recipe the solution trains with (its name, e.g. aws-user-personalization-v2)."),
+    ConfigKey("trainingMetric", "string", "normalized_discounted_cumulative_gain_at_25",
+              "Offline metric the gate compares before promoting a new solution version."),
+    ConfigKey("trainingMetricTolerance", "string", "0.01",
+              "How much worse (absolute, 0-1) the new version's metric may be and still be promoted."),
+    ConfigKey("trainingMinInteractions", "integer", 1000,
+              "Interactions needed to train (at least Personalize's minimum, 1000)."),
+    ConfigKey("trainingMinUsersWithTwoInteractions", "integer", 25,
+              "Users with 2 or more interactions needed to train (at least Personalize's minimum, 25)."),
+    ConfigKey("campaignMinProvisionedTps", "integer", 1,
+              "Minimum provisioned transactions per second of the campaign (1-500); billed at least this."),
+    ConfigKey("trainingSchedule", "string", "",
+              "EventBridge Scheduler expression for retraining, e.g. rate(7 days) or cron(0 3 ? * SUN *); empty: "
+              "no schedule (run `python -m tools.train`)."),
+    ConfigKey("trainingNotificationEmails", "array", [],
+              "E-mail addresses subscribed to the training notifications (each must confirm the subscription)."),
+    ConfigKey("trainingShards", "integer", 8,
+              "Parts the prepared interactions are split into (1-64): more for more data per run."),
+    ConfigKey("trainingPollSeconds", "integer", 60,
+              "Seconds between status checks of Personalize jobs (10-3600)."),
     ConfigKey("manageApiGatewayAccount", "boolean", True,
               "Set the region's API Gateway CloudWatch role (an account-wide setting needed for execution logs). "
               "Only one stack per account and region may manage it: set false in the others."),
@@ -158,6 +179,10 @@ _TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
 _EVENT_TYPE_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,31}$")
 _WAF_RULE_RE = re.compile(r"^(AWSManagedRules[A-Za-z]+):([A-Za-z0-9_-]{1,128})$")
+_RECIPE_RE = re.compile(r"^aws-[a-z0-9-]{1,60}$")
+_METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{1,80}$")
+_SCHEDULE_RE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]{9,100}\))$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _FILTER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _ORIGIN_RE = re.compile(r"^(https://[a-z0-9.-]+|http://localhost)(:[0-9]{1,5})?$")
 
@@ -218,6 +243,20 @@ class WafSettings:
 
 
 @dataclass(frozen=True)
+class TrainingSettings:
+    recipe: str
+    metric: str
+    metric_tolerance: float
+    min_interactions: int
+    min_users_with_two: int
+    min_provisioned_tps: int
+    schedule: str
+    notification_emails: tuple[str, ...]
+    shards: int
+    poll_seconds: int
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     stack: str
@@ -233,6 +272,7 @@ class StackSettings:
     realtime: RealtimeSettings
     serving: ServingSettings
     waf: WafSettings
+    training: TrainingSettings
 
     @property
     def region_code(self) -> str:
@@ -453,6 +493,39 @@ def _parse_waf(reader: _Reader) -> WafSettings:
     )
 
 
+def _parse_training(reader: _Reader) -> TrainingSettings:
+    raw_tolerance = reader.string("trainingMetricTolerance")
+    try:
+        tolerance = float(raw_tolerance)
+        if not 0 <= tolerance <= 1:
+            raise ValueError
+    except ValueError:
+        reader.problem("trainingMetricTolerance", raw_tolerance, "must be a number from 0 to 1")
+        tolerance = 0.0
+    emails = reader.string_list("trainingNotificationEmails")
+    for email in emails:
+        if not _EMAIL_RE.match(email):
+            reader.problem("trainingNotificationEmails", email, "each entry must be an e-mail address")
+    schedule = reader.string("trainingSchedule", _SCHEDULE_RE, "rate(<n> minutes|hours|days) or cron(<6 fields>)")
+    return TrainingSettings(
+        recipe=reader.string("trainingRecipe", _RECIPE_RE, "an AWS recipe name such as aws-user-personalization-v2"),
+        metric=reader.string("trainingMetric", _METRIC_RE, "a Personalize metric name such as "
+                                                           "normalized_discounted_cumulative_gain_at_25"),
+        metric_tolerance=tolerance,
+        min_interactions=reader.integer("trainingMinInteractions", lambda v: v >= 1000,
+                                        "must be at least 1000 (Personalize's minimum)"),
+        min_users_with_two=reader.integer("trainingMinUsersWithTwoInteractions", lambda v: v >= 25,
+                                          "must be at least 25 (Personalize's minimum)"),
+        min_provisioned_tps=reader.integer("campaignMinProvisionedTps", lambda v: 1 <= v <= 500,
+                                           "must be between 1 and 500"),
+        schedule=schedule,
+        notification_emails=tuple(emails),
+        shards=reader.integer("trainingShards", lambda v: 1 <= v <= 64, "must be between 1 and 64"),
+        poll_seconds=reader.integer("trainingPollSeconds", lambda v: 10 <= v <= 3600,
+                                    "must be between 10 and 3600"),
+    )
+
+
 def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
                    project: str = PROJECT) -> StackSettings:
     """Validate raw config values (``key -> string``, without namespace) into ``StackSettings``.
@@ -487,6 +560,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
     realtime = _parse_realtime(reader)
     serving = _parse_serving(reader)
     waf = _parse_waf(reader)
+    training = _parse_training(reader)
 
     if reader.problems:
         raise SettingsError(reader.problems)
@@ -505,6 +579,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
         realtime=realtime,
         serving=serving,
         waf=waf,
+        training=training,
     )
 
 

@@ -174,8 +174,12 @@ def test_the_raw_bucket_is_private_versioned_encrypted_and_tls_only(pipeline: Ca
                                           "restrictPublicBuckets"))
     ownership = one(synthesis, "aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs
     assert ownership["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
-    [deny] = json.loads(one(synthesis, "aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])["Statement"]
+    deny, personalize = json.loads(one(synthesis, "aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert personalize["Principal"] == {"Service": "personalize.amazonaws.com"}
+    assert personalize["Resource"] == [f"arn:aws:s3:::cp-dev-euw1-raw-{ACCOUNT_ID}",
+                                       f"arn:aws:s3:::cp-dev-euw1-raw-{ACCOUNT_ID}/prepared/*"]
+    assert personalize["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
 
 
 @pytest.mark.parametrize(("transition", "expiration", "expected_storage_rules"), [

@@ -11,7 +11,13 @@ from pulumi_policy import PolicyConfigSchema, ReportViolation, ResourceValidatio
 
 POLICY_TYPES = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
 # Actions AWS authorizes only on "*" (no resource-level permissions), per the IAM service authorization reference.
-DEFAULT_WILDCARD_RESOURCE_ACTIONS = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "personalize:PutEvents"]
+DEFAULT_WILDCARD_RESOURCE_ACTIONS = [
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "personalize:PutEvents", "personalize:ListEventTrackers",
+    # The log delivery Step Functions sets up for state machine logs.
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+]
 
 
 def _allow_statements(args: ResourceValidationArgs) -> Iterator[dict[str, Any]]:

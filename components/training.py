@@ -1,0 +1,202 @@
+"""Training orchestration: state machines that take the raw clicks to a live, evaluated Personalize campaign, and
+delete it all again; notifications; an optional retraining schedule."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.apistage import encrypted_log_group
+from components.function import FunctionArgs, LambdaFunction
+from components.settings import StackSettings
+from components.training_definition import TrainingConfig, teardown_definition, training_definition
+
+PUBLISHED = ("tracking-id", "campaign-arn", "filter-arns", "items-dataset-arn", "metrics")
+PERSONALIZE_TRAINING_ACTIONS = sorted(
+    f"personalize:{a}" for a in (
+        "CreateDatasetGroup", "DescribeDatasetGroup", "DeleteDatasetGroup", "CreateSchema", "DeleteSchema",
+        "CreateDataset", "DescribeDataset", "DeleteDataset", "CreateDatasetImportJob", "DescribeDatasetImportJob",
+        "CreateEventTracker", "DescribeEventTracker", "DeleteEventTracker", "CreateFilter", "DeleteFilter",
+        "CreateSolution", "DescribeSolution", "DeleteSolution", "CreateSolutionVersion", "DescribeSolutionVersion",
+        "GetSolutionMetrics", "CreateCampaign", "DescribeCampaign", "UpdateCampaign", "DeleteCampaign"))
+# Actions AWS authorizes only on "*": listing trackers, and the log delivery Step Functions sets up for its logs.
+WILDCARD_ONLY_ACTIONS = ["personalize:ListEventTrackers", "logs:CreateLogDelivery", "logs:GetLogDelivery",
+                         "logs:UpdateLogDelivery", "logs:DeleteLogDelivery", "logs:ListLogDeliveries",
+                         "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+                         "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+                         "xray:GetSamplingTargets"]
+
+
+@dataclass(frozen=True)
+class TrainingArgs:
+    settings: StackSettings
+    key_arn: pulumi.Input[str]
+    data_bucket_name: pulumi.Input[str]
+    data_bucket_arn: pulumi.Input[str]
+
+
+class TrainingOrchestration(pulumi.ComponentResource):
+    training_machine: aws.sfn.StateMachine
+    teardown_machine: aws.sfn.StateMachine
+    topic: aws.sns.Topic
+
+    def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("clickstream:training:TrainingOrchestration", name, None, opts)
+        settings, training = args.settings, args.settings.training
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+        region, prefix = settings.region, settings.name_prefix
+
+        def arn(service: str, resource: str, regional: bool = True) -> pulumi.Output[str]:
+            return pulumi.Output.concat("arn:", partition, ":", service, ":", region if regional else "", ":",
+                                        account, ":", resource)
+
+        bucket = args.data_bucket_arn
+        s3_via = {"Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}}
+
+        self.topic = aws.sns.Topic(f"{name}-topic", name=settings.physical_name("training"),
+                                   kms_master_key_id=args.key_arn, opts=child)
+        for index, email in enumerate(training.notification_emails):
+            aws.sns.TopicSubscription(f"{name}-email-{index}", topic=self.topic.arn, protocol="email",
+                                      endpoint=email, opts=child)
+
+        self.steps = LambdaFunction(f"{name}-steps", FunctionArgs(
+            settings=settings, key_arn=args.key_arn, handler_module="training_steps",
+            description="Training steps: prepares the raw clicks for Personalize, and the metric gate",
+            memory_mb=2048, timeout_seconds=900,
+            environment={"DATA_BUCKET": args.data_bucket_name,
+                         "EVENT_TYPES": json.dumps(list(settings.ingestion.event_types)),
+                         "MIN_INTERACTIONS": str(training.min_interactions),
+                         "MIN_USERS_WITH_TWO": str(training.min_users_with_two)},
+            statements=[
+                {"Sid": "ReadRawAndItems", "Effect": "Allow", "Action": ["s3:GetObject"],
+                 "Resource": [pulumi.Output.concat(bucket, "/events/*"), pulumi.Output.concat(bucket, "/items/*"),
+                              pulumi.Output.concat(bucket, "/prepared/*")]},
+                {"Sid": "ListPreparedAndItems", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
+                 "Condition": {"StringLike": {"s3:prefix": ["prepared/*", "items/by-id/*"]}}},
+                {"Sid": "WritePreparedData", "Effect": "Allow", "Action": ["s3:PutObject"],
+                 "Resource": [pulumi.Output.concat(bucket, "/prepared/*"),
+                              pulumi.Output.concat(bucket, "/published/popular-items.json")]},
+                {"Sid": "UseStackKeyThroughS3", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                 "Resource": args.key_arn, **s3_via},
+            ],
+        ), opts=child)
+
+        personalize_role = aws.iam.Role(
+            f"{name}-personalize-role", name=settings.physical_name("personalize"),
+            description="Assumed by Amazon Personalize to read prepared data and use the stack key",
+            assume_role_policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "personalize.amazonaws.com"}, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}),
+            opts=child,
+        )
+        aws.iam.RolePolicy(f"{name}-personalize-policy", role=personalize_role.id, policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Sid": "ReadPreparedData", "Effect": "Allow", "Action": ["s3:GetObject"],
+                 "Resource": pulumi.Output.concat(bucket, "/prepared/*")},
+                {"Sid": "ListPreparedData", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
+                 "Condition": {"StringLike": {"s3:prefix": "prepared/*"}}},
+                {"Sid": "UseStackKey", "Effect": "Allow",
+                 "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], "Resource": args.key_arn},
+            ]}), opts=child)
+
+        parameters = {key: settings.parameter_name(key) for key in PUBLISHED}
+        machine_role = aws.iam.Role(
+            f"{name}-machine-role", name=settings.physical_name("training-machine"),
+            description="Runs the training and teardown state machines",
+            assume_role_policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}),
+            opts=child,
+        )
+        training_name = settings.physical_name("training")
+        teardown_name = settings.physical_name("training-teardown")
+        machine_policy = aws.iam.RolePolicy(f"{name}-machine-policy", role=machine_role.id,
+                                            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [
+            {"Sid": "RunTrainingSteps", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+             "Resource": [self.steps.arn, pulumi.Output.concat(self.steps.arn, ":*")]},
+            {"Sid": "ListRawEvents", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
+             "Condition": {"StringLike": {"s3:prefix": "events/*"}}},
+            {"Sid": "RunDistributedMap", "Effect": "Allow", "Action": ["states:StartExecution"],
+             "Resource": arn("states", f"stateMachine:{training_name}")},
+            {"Sid": "WatchDistributedMap", "Effect": "Allow",
+             "Action": ["states:DescribeExecution", "states:StopExecution"],
+             "Resource": arn("states", f"execution:{training_name}/*")},
+            {"Sid": "ManageThisStacksPersonalize", "Effect": "Allow", "Action": PERSONALIZE_TRAINING_ACTIONS,
+             "Resource": [arn("personalize", f"{kind}/{prefix}*") for kind in (
+                 "dataset-group", "dataset", "schema", "dataset-import-job", "filter", "solution", "campaign")]
+                        + [arn("personalize", "event-tracker/*")]},
+            {"Sid": "ListEventTrackersAndDeliverLogs", "Effect": "Allow", "Action": WILDCARD_ONLY_ACTIONS,
+             "Resource": "*"},
+            {"Sid": "PassRoleToPersonalize", "Effect": "Allow", "Action": ["iam:PassRole"],
+             "Resource": personalize_role.arn,
+             "Condition": {"StringEquals": {"iam:PassedToService": "personalize.amazonaws.com"}}},
+            {"Sid": "PublishForHandlers", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:DeleteParameters"],
+             "Resource": [arn("ssm", f"parameter{p}") for p in parameters.values()]},
+            {"Sid": "Notify", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": self.topic.arn},
+            {"Sid": "UseStackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+             "Resource": args.key_arn},
+        ]}), opts=child)
+
+        config = pulumi.Output.all(account, partition, args.data_bucket_name, self.steps.arn, personalize_role.arn,
+                                   args.key_arn, self.topic.arn).apply(lambda v: TrainingConfig(
+            prefix=prefix, region=region, account=v[0], partition=v[1], bucket=v[2], steps_function_arn=v[3],
+            personalize_role_arn=v[4], key_arn=v[5], topic_arn=v[6],
+            recipe_arn=f"arn:{v[1]}:personalize:::recipe/{training.recipe}", metric=training.metric,
+            tolerance=training.metric_tolerance, min_provisioned_tps=training.min_provisioned_tps,
+            shards=training.shards, filters=dict(settings.serving.filters), parameters=parameters,
+            poll_seconds=training.poll_seconds))
+        logs = encrypted_log_group(self, f"{name}-logs", settings, args.key_arn,
+                                   f"/aws/vendedlogs/{prefix}/states/training")
+        self.training_machine = self._machine(f"{name}-training", training_name, machine_role, logs, args.key_arn,
+                                              config.apply(lambda c: json.dumps(training_definition(c))),
+                                              [machine_policy])
+        self.teardown_machine = self._machine(f"{name}-teardown", teardown_name, machine_role, logs, args.key_arn,
+                                              config.apply(lambda c: json.dumps(teardown_definition(c))),
+                                              [machine_policy])
+        if training.schedule:
+            self._schedule(name, settings, args.key_arn, account, partition)
+        self.register_outputs({"trainingStateMachine": self.training_machine.arn,
+                               "teardownStateMachine": self.teardown_machine.arn, "topic": self.topic.arn})
+
+    def _machine(self, name: str, physical: str, role: aws.iam.Role, logs: aws.cloudwatch.LogGroup,
+                 key_arn: pulumi.Input[str], definition: pulumi.Input[str],
+                 depends_on: Sequence[pulumi.Resource]) -> aws.sfn.StateMachine:
+        return aws.sfn.StateMachine(
+            name, name=physical, type="STANDARD", role_arn=role.arn, definition=definition,
+            encryption_configuration=aws.sfn.StateMachineEncryptionConfigurationArgs(
+                type="CUSTOMER_MANAGED_KMS_KEY", kms_key_id=key_arn, kms_data_key_reuse_period_seconds=300),
+            # Execution data holds reader ids: the log keeps the flow, the encrypted history keeps the data.
+            logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
+                level="ALL", include_execution_data=False, log_destination=logs.arn.apply(lambda a: f"{a}:*")),
+            tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+        )
+
+    def _schedule(self, name: str, settings: StackSettings, key_arn: pulumi.Input[str],
+                  account: pulumi.Input[str], partition: pulumi.Input[str]) -> None:
+        role = aws.iam.Role(
+            f"{name}-scheduler-role", name=settings.physical_name("training-scheduler"),
+            assume_role_policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}),
+            opts=pulumi.ResourceOptions(parent=self))
+        policy = aws.iam.RolePolicy(f"{name}-scheduler-policy", role=role.id, policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17", "Statement": [{"Sid": "StartTraining", "Effect": "Allow",
+                                                   "Action": ["states:StartExecution"],
+                                                   "Resource": self.training_machine.arn}]}),
+            opts=pulumi.ResourceOptions(parent=self))
+        aws.scheduler.Schedule(
+            f"{name}-schedule", name=settings.physical_name("training"),
+            description="Retrains the Personalize solution", schedule_expression=settings.training.schedule,
+            flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"), kms_key_arn=key_arn,
+            target=aws.scheduler.ScheduleTargetArgs(
+                arn=self.training_machine.arn, role_arn=role.arn, input="{}",
+                retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(maximum_retry_attempts=3)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
