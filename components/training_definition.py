@@ -60,7 +60,12 @@ class TrainingConfig:
     parameters: Mapping[str, str]  # tracking-id, campaign-arn, filter-arns, items-dataset-arn, metrics → SSM names
     poll_seconds: int = 60
     map_concurrency: int = 10
-    objects_per_batch: int = 50
+    retry_seconds: int = 5
+
+    @property
+    def retry(self) -> list[dict[str, Any]]:
+        return [{"ErrorEquals": RETRYABLE, "IntervalSeconds": self.retry_seconds, "BackoffRate": 2.0,
+                 "MaxAttempts": 6, "JitterStrategy": "FULL"}]
 
     def arn(self, resource: str) -> str:
         return f"arn:{self.partition}:personalize:{self.region}:{self.account}:{resource}"
@@ -95,6 +100,7 @@ def sdk(service: str, action: str) -> str:
 class Machine:
     """Accumulates states; the builders below add the repeated shapes."""
 
+    retry: list[dict[str, Any]]
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, name: str, state: dict[str, Any]) -> str:
@@ -112,8 +118,7 @@ class Machine:
             "ResultPath": "$.failure", "Next": "Notify failure"})
         state: dict[str, Any] = {
             "Type": "Task", "Resource": resource, "Parameters": dict(parameters), "ResultPath": result_path,
-            "Retry": [{"ErrorEquals": RETRYABLE, "IntervalSeconds": 5, "BackoffRate": 2.0, "MaxAttempts": 6,
-                       "JitterStrategy": "FULL"}],
+            "Retry": self.retry,
             "Catch": [*catches, {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": failed}],
         }
         if result_selector:
@@ -165,7 +170,7 @@ def _steps_call(config: TrainingConfig, payload: Mapping[str, Any]) -> dict[str,
 
 def training_definition(config: TrainingConfig) -> dict[str, Any]:
     """Raw clicks → prepared CSV → (enough data?) → Personalize resources → trained, evaluated, maybe promoted."""
-    m = Machine()
+    m = Machine(config.retry)
     lam = "arn:aws:states:::lambda:invoke"
     filters = [{"name": f"{config.prefix}-{name}", "expression": expression}
                for name, expression in sorted(config.filters.items())]
@@ -175,8 +180,9 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
         "Type": "Map",
         "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
                        "Parameters": {"Bucket": config.bucket, "Prefix": "events/"}},
-        "ItemBatcher": {"MaxItemsPerBatch": config.objects_per_batch,
-                        "BatchInput": {"step": "map", "runId.$": "$$.Execution.Name", "shards": config.shards}},
+        # One raw object per iteration (objects are at most the Firehose buffer size).
+        "ItemSelector": {"step": "map", "runId.$": "$$.Execution.Name", "shards": config.shards,
+                         "key.$": "$$.Map.Item.Value.Key"},
         "ItemProcessor": {
             "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
             "StartAt": "Map raw objects",
@@ -184,12 +190,10 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
                 "Type": "Task", "Resource": lam, "Parameters": {"FunctionName": config.steps_function_arn,
                                                                 "Payload.$": "$"},
                 "OutputPath": "$.Payload",
-                "Retry": [{"ErrorEquals": RETRYABLE, "IntervalSeconds": 5, "BackoffRate": 2.0, "MaxAttempts": 6,
-                           "JitterStrategy": "FULL"}],
+                "Retry": config.retry,
                 "End": True}},
         },
         "MaxConcurrency": config.map_concurrency,
-        "ToleratedFailurePercentage": 0,
         "ResultPath": "$.maps",
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Prepare raw events failed"}],
         "Next": "Reduce shards",
@@ -205,8 +209,7 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
             "Reduce shard": {"Type": "Task", "Resource": lam,
                              "Parameters": {"FunctionName": config.steps_function_arn, "Payload.$": "$"},
                              "OutputPath": "$.Payload",
-                             "Retry": [{"ErrorEquals": RETRYABLE, "IntervalSeconds": 5, "BackoffRate": 2.0,
-                                        "MaxAttempts": 6, "JitterStrategy": "FULL"}],
+                             "Retry": config.retry,
                              "End": True}}},
         "ResultPath": "$.shards",
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Reduce shards failed"}],
@@ -274,11 +277,13 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
     m.ensure("Event tracker", "createEventTracker", {"Name": f"{config.prefix}-tracker",
                                                      "DatasetGroupArn": config.dataset_group_arn}, "Find tracker")
     m.task("Find tracker", sdk("personalize", "listEventTrackers"), {"DatasetGroupArn": config.dataset_group_arn},
-           "Tracker ready", result_path="$.tracker", result_selector={"arn.$": "$.EventTrackers[0].EventTrackerArn"})
-    m.task("Tracker ready", sdk("personalize", "describeEventTracker"), {"EventTrackerArn.$": "$.tracker.arn"},
+           "Tracker ready", result_path="$.tracker",
+           result_selector={"first.$": "States.ArrayGetItem($.EventTrackers, 0)"})
+    m.task("Tracker ready", sdk("personalize", "describeEventTracker"),
+           {"EventTrackerArn.$": "$.tracker.first.EventTrackerArn"},
            "Tracker active?", result_path="$.tracker",
-           result_selector={"arn.$": "$.EventTracker.EventTrackerArn", "trackingId.$": "$.EventTracker.TrackingId",
-                            "status.$": "$.EventTracker.Status"})
+           result_selector={"first": {"EventTrackerArn.$": "$.EventTracker.EventTrackerArn"},
+                            "trackingId.$": "$.EventTracker.TrackingId", "status.$": "$.EventTracker.Status"})
     m.add("Tracker active?", {"Type": "Choice", "Choices": [
         {"Variable": "$.tracker.status", "StringEquals": "ACTIVE", "Next": "Publish tracking id"}],
         "Default": "Tracker (waiting)"})
@@ -291,8 +296,7 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
             "Type": "Task", "Resource": sdk("personalize", "createFilter"),
             "Parameters": {"Name.$": "$.name", "FilterExpression.$": "$.expression",
                            "DatasetGroupArn": config.dataset_group_arn},
-            "Retry": [{"ErrorEquals": RETRYABLE, "IntervalSeconds": 5, "BackoffRate": 2.0, "MaxAttempts": 6,
-                       "JitterStrategy": "FULL"}],
+            "Retry": config.retry,
             "Catch": [{"ErrorEquals": [ALREADY_EXISTS], "ResultPath": None, "Next": "Filter exists"}],
             "End": True}, "Filter exists": {"Type": "Succeed"}}},
         "ResultPath": None,
@@ -391,7 +395,7 @@ def _delete(m: Machine, name: str, action: str, parameters: Mapping[str, Any], d
 
 def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
     """Deletes what training created, in dependency order; safe to run again, and on resources already deleting."""
-    m = Machine()
+    m = Machine(config.retry)
     poll = config.poll_seconds
     m.task("Unpublish", sdk("ssm", "deleteParameters"), {"Names": sorted(config.parameters.values())},
            "Delete campaign", result_path=None)
@@ -402,8 +406,7 @@ def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
         "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Delete filter", "States": {
             "Delete filter": {
                 "Type": "Task", "Resource": sdk("personalize", "deleteFilter"), "Parameters": {"FilterArn.$": "$"},
-                "Retry": [{"ErrorEquals": RETRYABLE, "IntervalSeconds": 5, "BackoffRate": 2.0, "MaxAttempts": 6,
-                           "JitterStrategy": "FULL"}],
+                "Retry": config.retry,
                 "Catch": [{"ErrorEquals": [NOT_FOUND], "ResultPath": None, "Next": "Filter gone"}],
                 "End": True},
             "Filter gone": {"Type": "Succeed"}}},
@@ -416,14 +419,16 @@ def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
                                     "ResultPath": "$.failure", "Next": "Notify failure"})
     m.task("Find event tracker", sdk("personalize", "listEventTrackers"),
            {"DatasetGroupArn": config.dataset_group_arn}, "Any event tracker?", result_path="$.trackers",
+           result_selector={"count.$": "States.ArrayLength($.EventTrackers)", "all.$": "$.EventTrackers"},
            catches=[{"ErrorEquals": [NOT_FOUND, "Personalize.InvalidInputException"], "ResultPath": None,
                      "Next": "Delete solution"}])
     m.add("Any event tracker?", {"Type": "Choice", "Choices": [
-        {"Variable": "$.trackers.EventTrackers[0]", "IsPresent": True, "Next": "Delete event tracker"}],
+        {"Variable": "$.trackers.count", "NumericGreaterThan": 0, "Next": "Pick event tracker"}],
         "Default": "Delete solution"})
-    _delete(m, "Delete event tracker", "deleteEventTracker",
-            {"EventTrackerArn.$": "$.trackers.EventTrackers[0].EventTrackerArn"}, "describeEventTracker",
-            {"EventTrackerArn.$": "$.trackers.EventTrackers[0].EventTrackerArn"}, "Delete solution", poll)
+    m.add("Pick event tracker", {"Type": "Pass", "Parameters": {"arn.$": "States.ArrayGetItem($.trackers.all, 0)"},
+                                 "ResultPath": "$.tracker", "Next": "Delete event tracker"})
+    _delete(m, "Delete event tracker", "deleteEventTracker", {"EventTrackerArn.$": "$.tracker.arn.EventTrackerArn"},
+            "describeEventTracker", {"EventTrackerArn.$": "$.tracker.arn.EventTrackerArn"}, "Delete solution", poll)
     _delete(m, "Delete solution", "deleteSolution", {"SolutionArn": config.solution_arn}, "describeSolution",
             {"SolutionArn": config.solution_arn}, "Delete items dataset", poll)
     _delete(m, "Delete items dataset", "deleteDataset", {"DatasetArn": config.dataset_arn("items")},

@@ -23,12 +23,11 @@ tracer = Tracer()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     s3 = boto3.client("s3")
     bucket = required_env("DATA_BUCKET")
-    step = event.get("step") or (event.get("BatchInput") or {}).get("step")
+    step = event.get("step")
     if step == "map":
-        batch = event["BatchInput"]
-        keys = [item["Key"] for item in event.get("Items", [])]
-        counts = map_objects(s3, bucket, keys, batch["runId"], int(batch["shards"]), configured_event_types())
-        logger.info("mapped raw objects", extra={"objects": len(keys), **as_dict(counts)})
+        counts = map_objects(s3, bucket, [event["key"]], event["runId"], int(event["shards"]),
+                             configured_event_types())
+        logger.info("mapped a raw object", extra={"key": event["key"], **as_dict(counts)})
         return as_dict(counts)
     if step == "reduce":
         return as_dict(reduce_shard(s3, bucket, event["runId"], int(event["shard"])))
