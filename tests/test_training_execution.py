@@ -165,3 +165,43 @@ def test_teardown_deletes_what_training_created_and_can_run_twice(run: Harness) 
     assert first["status"] == again["status"] == "SUCCEEDED", run.entered_states(first)
     assert {r["kind"] for r in fake.resources.values()} <= {"import", "solution-version"}
     assert parameter("campaign-arn") is None and parameter("tracking-id") is None
+
+
+def test_the_train_command_starts_and_follows_a_run(run: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    from tools import train
+
+    raw_events(users=10, per_user=5)
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.create_state_machine(name="cp-dev-euw1-training", definition=json.dumps(definition()),
+                                       roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]
+
+    status = train.main(["--state-machine-arn", machine, "--follow", "--poll-seconds", "0.05"])
+
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "started arn:aws:states:" in printed
+    assert "SUCCEEDED: Insufficient data — not enough data yet" in printed
+
+
+def test_the_train_command_reports_a_failed_run(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    from tools import train
+
+    raw_events(users=40, per_user=30)
+    with harness(FakePersonalize(fail={"solution-version": "CREATE FAILED"})):
+        machine = boto3.client("stepfunctions").create_state_machine(
+            name="cp-dev-euw1-training", definition=json.dumps(definition()),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]
+        status = train.main(["--state-machine-arn", machine, "--follow", "--poll-seconds", "0.05"])
+
+    assert status == 1
+    assert "FAILED: Failed" in capsys.readouterr().out
+
+
+def test_the_train_command_needs_the_stack_output_or_an_arn(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools import train
+
+    monkeypatch.setattr(train.subprocess, "run", lambda *a, **k: type("R", (), {
+        "returncode": 255, "stdout": "", "stderr": "no Pulumi CLI"})())
+
+    with pytest.raises(SystemExit, match="cannot read output trainingStateMachineArn of stack dev: no Pulumi CLI"):
+        train.main(["--stack", "dev"])

@@ -1,0 +1,107 @@
+"""The training orchestration component: state machines, roles, topic, schedule."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.settings import parse_settings
+from components.training import TrainingArgs, TrainingOrchestration
+from tests.conftest import REGION, Synthesize, assert_policy_pack_passes
+from tools.policy_eval import evaluate
+from tools.synth import ACCOUNT_ID, Synthesis
+
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0000"
+BUCKET = f"cp-dev-euw1-raw-{ACCOUNT_ID}"
+
+
+def run(synth: Synthesize, preview: bool = False, **values: str) -> Synthesis:
+    settings = parse_settings({"environment": "dev", **values}, region=REGION, stack="dev")
+    return synth(lambda: TrainingOrchestration("trn", TrainingArgs(
+        settings=settings, key_arn=KEY_ARN, data_bucket_name=BUCKET, data_bucket_arn=f"arn:aws:s3:::{BUCKET}")),
+        preview=preview)
+
+
+def machines(synthesis: Synthesis) -> dict[str, dict[str, Any]]:
+    return {r.inputs["name"]: r.inputs for r in synthesis.of_type("aws:sfn/stateMachine:StateMachine")}
+
+
+def statements(synthesis: Synthesis, name: str) -> dict[str, dict[str, Any]]:
+    policy = synthesis.find("aws:iam/rolePolicy:RolePolicy", name).inputs["policy"]
+    return {s["Sid"]: s for s in json.loads(policy)["Statement"]}
+
+
+def test_both_machines_are_encrypted_logged_and_traced(synth: Synthesize) -> None:
+    synthesis = run(synth)
+
+    found = machines(synthesis)
+    assert set(found) == {"cp-dev-euw1-training", "cp-dev-euw1-training-teardown"}
+    for machine in found.values():
+        assert machine["type"] == "STANDARD"
+        assert machine["encryptionConfiguration"]["type"] == "CUSTOMER_MANAGED_KMS_KEY"
+        assert machine["encryptionConfiguration"]["kmsKeyId"] == KEY_ARN
+        assert machine["loggingConfiguration"]["level"] == "ALL"
+        assert machine["loggingConfiguration"]["logDestination"].endswith(":*")
+        assert machine["tracingConfiguration"] == {"enabled": True}
+
+
+def test_the_deployed_definition_is_the_builders_for_the_stack(synth: Synthesize) -> None:
+    synthesis = run(synth, trainingShards="6", trainingMetricTolerance="0.02", campaignMinProvisionedTps="3")
+
+    definition = json.loads(machines(synthesis)["cp-dev-euw1-training"]["definition"])
+    assert definition["States"]["Start"]["Result"]["shardIds"] == list(range(6))
+    compare = definition["States"]["Compare"]["Parameters"]["Payload"]
+    assert (compare["metric"], compare["tolerance"]) == ("normalized_discounted_cumulative_gain_at_25", 0.02)
+    assert definition["States"]["First campaign"]["Parameters"]["MinProvisionedTPS"] == 3
+    assert definition["States"]["Dataset group"]["Parameters"]["Name"] == "cp-dev-euw1"
+    assert definition["States"]["Prepare raw events"]["ItemReader"]["Parameters"]["Bucket"] == BUCKET
+
+
+def test_the_machine_role_is_scoped_to_this_stack(synth: Synthesize) -> None:
+    by_sid = statements(run(synth), "trn-machine-policy")
+
+    personalize = by_sid["ManageThisStacksPersonalize"]
+    assert all(a.startswith("personalize:") and "*" not in a for a in personalize["Action"])
+    assert all(f":{ACCOUNT_ID}:" in r and ("cp-dev-euw1" in r or r.endswith("event-tracker/*"))
+               for r in personalize["Resource"])
+    assert by_sid["PassRoleToPersonalize"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "personalize.amazonaws.com"}}
+    assert sorted(by_sid["PublishForHandlers"]["Resource"]) == sorted(
+        f"arn:aws:ssm:{REGION}:{ACCOUNT_ID}:parameter/cp-dev-euw1/personalize/{k}"
+        for k in ("tracking-id", "campaign-arn", "filter-arns", "items-dataset-arn", "metrics"))
+
+
+def test_personalize_may_read_only_prepared_data(synth: Synthesize) -> None:
+    synthesis = run(synth)
+
+    by_sid = statements(synthesis, "trn-personalize-policy")
+    assert by_sid["ReadPreparedData"]["Resource"] == f"arn:aws:s3:::{BUCKET}/prepared/*"
+    trust = json.loads(synthesis.find("aws:iam/role:Role", "trn-personalize-role").inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "personalize.amazonaws.com"}
+
+
+def test_notifications_are_encrypted_and_subscribed_from_config(synth: Synthesize) -> None:
+    synthesis = run(synth, trainingNotificationEmails='["ml-team@example.com", "oncall@example.com"]')
+
+    [topic] = synthesis.of_type("aws:sns/topic:Topic")
+    assert topic.inputs["kmsMasterKeyId"] == KEY_ARN
+    assert sorted(s.inputs["endpoint"] for s in synthesis.of_type("aws:sns/topicSubscription:TopicSubscription")) \
+        == ["ml-team@example.com", "oncall@example.com"]
+
+
+@pytest.mark.parametrize(("schedule", "expected"), [("", 0), ("rate(7 days)", 1)])
+def test_retraining_is_scheduled_only_when_configured(synth: Synthesize, schedule: str, expected: int) -> None:
+    synthesis = run(synth, trainingSchedule=schedule)
+
+    schedules = synthesis.of_type("aws:scheduler/schedule:Schedule")
+    assert len(schedules) == expected
+    if schedules:
+        assert schedules[0].inputs["scheduleExpression"] == "rate(7 days)"
+        assert schedules[0].inputs["kmsKeyArn"] == KEY_ARN
+
+
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "deployed"])
+def test_training_passes_the_policy_pack(synth: Synthesize, preview: bool) -> None:
+    assert_policy_pack_passes(evaluate(run(synth, preview=preview)), preview)
