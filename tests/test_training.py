@@ -105,3 +105,20 @@ def test_retraining_is_scheduled_only_when_configured(synth: Synthesize, schedul
 @pytest.mark.parametrize("preview", [True, False], ids=["preview", "deployed"])
 def test_training_passes_the_policy_pack(synth: Synthesize, preview: bool) -> None:
     assert_policy_pack_passes(evaluate(run(synth, preview=preview)), preview)
+
+
+def test_the_machine_role_grants_exactly_the_personalize_actions_the_definitions_call() -> None:
+    from components.training import PERSONALIZE_TRAINING_ACTIONS, WILDCARD_ONLY_ACTIONS
+    from components.training_definition import teardown_definition, training_definition
+    from tests.test_training_definition import config
+    from tools.asl_check import tasks
+
+    used = set()
+    for definition in (training_definition(config()), teardown_definition(config())):
+        for _, resource, _ in tasks(definition["States"]):
+            if resource.startswith("arn:aws:states:::aws-sdk:personalize:"):
+                action = resource.rsplit(":", 1)[1]
+                used.add(f"personalize:{action[0].upper()}{action[1:]}")
+
+    granted = set(PERSONALIZE_TRAINING_ACTIONS) | {a for a in WILDCARD_ONLY_ACTIONS if a.startswith("personalize:")}
+    assert granted == used
