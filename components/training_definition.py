@@ -92,8 +92,8 @@ class TrainingConfig:
         return self.arn(f"filter/{self.prefix}-{name}")
 
 
-def sdk(service: str, action: str) -> str:
-    return f"arn:aws:states:::aws-sdk:{service}:{action}"
+def sdk(service: str, action: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:states:::aws-sdk:{service}:{action}"
 
 
 @dataclass
@@ -101,7 +101,11 @@ class Machine:
     """Accumulates states; the builders below add the repeated shapes."""
 
     retry: list[dict[str, Any]]
+    partition: str
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def sdk(self, service: str, action: str) -> str:
+        return sdk(service, action, self.partition)
 
     def add(self, name: str, state: dict[str, Any]) -> str:
         if name in self.states:
@@ -131,7 +135,7 @@ class Machine:
 
     def ensure(self, name: str, action: str, parameters: Mapping[str, Any], next_state: str) -> str:
         """Create, or carry on with the existing resource of the same name."""
-        return self.task(name, sdk("personalize", action), parameters, next_state, result_path=None,
+        return self.task(name, self.sdk("personalize", action), parameters, next_state, result_path=None,
                          catches=[{"ErrorEquals": [ALREADY_EXISTS], "ResultPath": None, "Next": next_state}])
 
     def poll(self, name: str, action: str, parameters: Mapping[str, Any], status_path: str, next_state: str,
@@ -143,7 +147,7 @@ class Machine:
             "Type": "Pass", "Parameters": {"state": name, "error": "ResourceFailed",
                                            "cause.$": "States.Format('status {}', $.status.value)"},
             "ResultPath": "$.failure", "Next": "Notify failure"})
-        self.task(name, sdk("personalize", action), parameters, check, result_path="$.status",
+        self.task(name, self.sdk("personalize", action), parameters, check, result_path="$.status",
                   result_selector={"value.$": status_path})
         self.add(check, {"Type": "Choice", "Choices": [
             {"Variable": "$.status.value", "StringEquals": "ACTIVE", "Next": next_state},
@@ -154,13 +158,13 @@ class Machine:
         return name
 
     def publish(self, name: str, config: TrainingConfig, key: str, value: Mapping[str, Any], next_state: str) -> str:
-        return self.task(name, sdk("ssm", "putParameter"),
+        return self.task(name, self.sdk("ssm", "putParameter"),
                          {"Name": config.parameters[key], "Type": "String", "Overwrite": True, **value}, next_state,
                          result_path=None)
 
     def notify(self, name: str, config: TrainingConfig, subject: str, message: Mapping[str, Any],
                next_state: str) -> str:
-        return self.task(name, "arn:aws:states:::sns:publish",
+        return self.task(name, f"arn:{self.partition}:states:::sns:publish",
                          {"TopicArn": config.topic_arn, "Subject": subject, **message}, next_state, result_path=None)
 
 
@@ -170,15 +174,15 @@ def _steps_call(config: TrainingConfig, payload: Mapping[str, Any]) -> dict[str,
 
 def training_definition(config: TrainingConfig) -> dict[str, Any]:
     """Raw clicks → prepared CSV → (enough data?) → Personalize resources → trained, evaluated, maybe promoted."""
-    m = Machine(config.retry)
-    lam = "arn:aws:states:::lambda:invoke"
+    m = Machine(config.retry, config.partition)
+    lam = f"arn:{config.partition}:states:::lambda:invoke"
     filters = [{"name": f"{config.prefix}-{name}", "expression": expression}
                for name, expression in sorted(config.filters.items())]
     m.add("Start", {"Type": "Pass", "Result": {"shardIds": list(range(config.shards)), "filters": filters},
                     "ResultPath": "$.plan", "Next": "Prepare raw events"})
     m.add("Prepare raw events", {
         "Type": "Map",
-        "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
+        "ItemReader": {"Resource": f"arn:{config.partition}:states:::s3:listObjectsV2",
                        "Parameters": {"Bucket": config.bucket, "Prefix": "events/"}},
         # One raw object per iteration (objects are at most the Firehose buffer size).
         "ItemSelector": {"step": "map", "runId.$": "$$.Execution.Name", "shards": config.shards,
@@ -254,7 +258,7 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
               "Import interactions")
 
     # This run's data: one import job per run (the job name carries the execution name).
-    m.task("Import interactions", sdk("personalize", "createDatasetImportJob"), {
+    m.task("Import interactions", m.sdk("personalize", "createDatasetImportJob"), {
         "JobName.$": f"States.Format('{config.prefix}-interactions-{{}}', $$.Execution.Name)",
         "DatasetArn": config.dataset_arn("interactions"), "RoleArn": config.personalize_role_arn,
         "ImportMode": "FULL", "DataSource": {"DataLocation.$": "$.totals.value.interactionsLocation"}},
@@ -265,7 +269,7 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
     m.add("Any items?", {"Type": "Choice", "Choices": [
         {"Variable": "$.totals.value.items", "NumericGreaterThan": 0, "Next": "Import items"}],
         "Default": "Event tracker"})
-    m.task("Import items", sdk("personalize", "createDatasetImportJob"), {
+    m.task("Import items", m.sdk("personalize", "createDatasetImportJob"), {
         "JobName.$": f"States.Format('{config.prefix}-items-{{}}', $$.Execution.Name)",
         "DatasetArn": config.dataset_arn("items"), "RoleArn": config.personalize_role_arn, "ImportMode": "FULL",
         "DataSource": {"DataLocation.$": "$.totals.value.itemsLocation"}},
@@ -276,10 +280,10 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
     # Real time: one event tracker per dataset group; its tracking id is what the event processor needs.
     m.ensure("Event tracker", "createEventTracker", {"Name": f"{config.prefix}-tracker",
                                                      "DatasetGroupArn": config.dataset_group_arn}, "Find tracker")
-    m.task("Find tracker", sdk("personalize", "listEventTrackers"), {"DatasetGroupArn": config.dataset_group_arn},
+    m.task("Find tracker", m.sdk("personalize", "listEventTrackers"), {"DatasetGroupArn": config.dataset_group_arn},
            "Tracker ready", result_path="$.tracker",
            result_selector={"first.$": "States.ArrayGetItem($.EventTrackers, 0)"})
-    m.task("Tracker ready", sdk("personalize", "describeEventTracker"),
+    m.task("Tracker ready", m.sdk("personalize", "describeEventTracker"),
            {"EventTrackerArn.$": "$.tracker.first.EventTrackerArn"},
            "Tracker active?", result_path="$.tracker",
            result_selector={"first": {"EventTrackerArn.$": "$.EventTracker.EventTrackerArn"},
@@ -293,7 +297,7 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
     m.add("Filters", {
         "Type": "Map", "ItemsPath": "$.plan.filters", "MaxConcurrency": 1,
         "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Filter", "States": {"Filter": {
-            "Type": "Task", "Resource": sdk("personalize", "createFilter"),
+            "Type": "Task", "Resource": m.sdk("personalize", "createFilter"),
             "Parameters": {"Name.$": "$.name", "FilterExpression.$": "$.expression",
                            "DatasetGroupArn": config.dataset_group_arn},
             "Retry": config.retry,
@@ -315,17 +319,17 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
                                             "RecipeArn": config.recipe_arn}, "Solution ready")
     m.poll("Solution ready", "describeSolution", {"SolutionArn": config.solution_arn}, "$.Solution.Status",
            "Train", config.poll_seconds)
-    m.task("Train", sdk("personalize", "createSolutionVersion"), {"SolutionArn": config.solution_arn,
+    m.task("Train", m.sdk("personalize", "createSolutionVersion"), {"SolutionArn": config.solution_arn,
                                                                   "TrainingMode": "FULL"},
            "Trained", result_path="$.version")
     m.poll("Trained", "describeSolutionVersion", {"SolutionVersionArn.$": "$.version.SolutionVersionArn"},
            "$.SolutionVersion.Status", "New metrics", config.poll_seconds)
-    m.task("New metrics", sdk("personalize", "getSolutionMetrics"),
+    m.task("New metrics", m.sdk("personalize", "getSolutionMetrics"),
            {"SolutionVersionArn.$": "$.version.SolutionVersionArn"}, "Current campaign", result_path="$.newMetrics")
-    m.task("Current campaign", sdk("personalize", "describeCampaign"), {"CampaignArn": config.campaign_arn},
+    m.task("Current campaign", m.sdk("personalize", "describeCampaign"), {"CampaignArn": config.campaign_arn},
            "Current metrics", result_path="$.campaign",
            catches=[{"ErrorEquals": [NOT_FOUND], "ResultPath": None, "Next": "First campaign"}])
-    m.task("Current metrics", sdk("personalize", "getSolutionMetrics"),
+    m.task("Current metrics", m.sdk("personalize", "getSolutionMetrics"),
            {"SolutionVersionArn.$": "$.campaign.Campaign.SolutionVersionArn"}, "Compare",
            result_path="$.currentMetrics")
     m.task("Compare", lam, _steps_call(config, {
@@ -339,14 +343,14 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
         "Message.$": "States.Format('The new solution version {} was not promoted: {}. The campaign keeps serving the "
                      "current version.', $.version.SolutionVersionArn, $.gate.value.reason)"}, "Not promoted")
     m.add("Not promoted", {"Type": "Succeed"})
-    m.task("First campaign", sdk("personalize", "createCampaign"), {
+    m.task("First campaign", m.sdk("personalize", "createCampaign"), {
         "Name": f"{config.prefix}-campaign", "SolutionVersionArn.$": "$.version.SolutionVersionArn",
         "MinProvisionedTPS": config.min_provisioned_tps}, "Campaign ready", result_path=None,
         catches=[{"ErrorEquals": [ALREADY_EXISTS], "ResultPath": None, "Next": "Update campaign"}])
-    m.task("Update campaign", sdk("personalize", "updateCampaign"), {
+    m.task("Update campaign", m.sdk("personalize", "updateCampaign"), {
         "CampaignArn": config.campaign_arn, "SolutionVersionArn.$": "$.version.SolutionVersionArn",
         "MinProvisionedTPS": config.min_provisioned_tps}, "Campaign ready", result_path=None)
-    m.task("Campaign ready", sdk("personalize", "describeCampaign"), {"CampaignArn": config.campaign_arn},
+    m.task("Campaign ready", m.sdk("personalize", "describeCampaign"), {"CampaignArn": config.campaign_arn},
            "Campaign active?", result_path="$.status",
            result_selector={"value.$": "$.Campaign.Status",
                             "serving.$": "$.Campaign.SolutionVersionArn"})
@@ -369,7 +373,7 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
     m.add("Trained and promoted", {"Type": "Succeed"})
 
     m.add("Notify failure", {
-        "Type": "Task", "Resource": "arn:aws:states:::sns:publish",
+        "Type": "Task", "Resource": f"arn:{config.partition}:states:::sns:publish",
         "Parameters": {"TopicArn": config.topic_arn, "Subject": "Personalize training failed",
                        "Message.$": "States.Format('Training failed in state {}: {} ({})', $.failure.state, "
                                     "$.failure.error, $.failure.cause)"},
@@ -386,8 +390,9 @@ def _delete(m: Machine, name: str, action: str, parameters: Mapping[str, Any], d
             describe_parameters: Mapping[str, Any], next_state: str, poll_seconds: int) -> str:
     """Delete (already gone is fine; "in use" is retried), then look until the resource is gone."""
     gone = [{"ErrorEquals": [NOT_FOUND], "ResultPath": None, "Next": next_state}]
-    m.task(name, sdk("personalize", action), parameters, f"{name}: gone?", result_path=None, catches=gone)
-    m.task(f"{name}: gone?", sdk("personalize", describe), describe_parameters, f"{name} (waiting)",
+    m.task(name, m.sdk("personalize", action), parameters, f"{name}: gone?", result_path=None,
+           catches=gone)
+    m.task(f"{name}: gone?", m.sdk("personalize", describe), describe_parameters, f"{name} (waiting)",
            result_path=None, catches=gone)
     m.add(f"{name} (waiting)", {"Type": "Wait", "Seconds": poll_seconds, "Next": f"{name}: gone?"})
     return name
@@ -395,9 +400,9 @@ def _delete(m: Machine, name: str, action: str, parameters: Mapping[str, Any], d
 
 def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
     """Deletes what training created, in dependency order; safe to run again, and on resources already deleting."""
-    m = Machine(config.retry)
+    m = Machine(config.retry, config.partition)
     poll = config.poll_seconds
-    m.task("Unpublish", sdk("ssm", "deleteParameters"), {"Names": sorted(config.parameters.values())},
+    m.task("Unpublish", m.sdk("ssm", "deleteParameters"), {"Names": sorted(config.parameters.values())},
            "Delete campaign", result_path=None)
     _delete(m, "Delete campaign", "deleteCampaign", {"CampaignArn": config.campaign_arn}, "describeCampaign",
             {"CampaignArn": config.campaign_arn}, "Delete filters", poll)
@@ -405,7 +410,7 @@ def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
         "Type": "Map", "ItemsPath": "$.filters", "MaxConcurrency": 1,
         "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Delete filter", "States": {
             "Delete filter": {
-                "Type": "Task", "Resource": sdk("personalize", "deleteFilter"), "Parameters": {"FilterArn.$": "$"},
+                "Type": "Task", "Resource": m.sdk("personalize", "deleteFilter"), "Parameters": {"FilterArn.$": "$"},
                 "Retry": config.retry,
                 "Catch": [{"ErrorEquals": [NOT_FOUND], "ResultPath": None, "Next": "Filter gone"}],
                 "End": True},
@@ -417,7 +422,7 @@ def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
                                                                    "error.$": "$.error.Error",
                                                                    "cause.$": "$.error.Cause"},
                                     "ResultPath": "$.failure", "Next": "Notify failure"})
-    m.task("Find event tracker", sdk("personalize", "listEventTrackers"),
+    m.task("Find event tracker", m.sdk("personalize", "listEventTrackers"),
            {"DatasetGroupArn": config.dataset_group_arn}, "Any event tracker?", result_path="$.trackers",
            result_selector={"count.$": "States.ArrayLength($.EventTrackers)", "all.$": "$.EventTrackers"},
            catches=[{"ErrorEquals": [NOT_FOUND, "Personalize.InvalidInputException"], "ResultPath": None,
@@ -435,10 +440,10 @@ def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
             "describeDataset", {"DatasetArn": config.dataset_arn("items")}, "Delete interactions dataset", poll)
     _delete(m, "Delete interactions dataset", "deleteDataset", {"DatasetArn": config.dataset_arn("interactions")},
             "describeDataset", {"DatasetArn": config.dataset_arn("interactions")}, "Delete items schema", poll)
-    m.task("Delete items schema", sdk("personalize", "deleteSchema"), {"SchemaArn": config.schema_arn("items")},
+    m.task("Delete items schema", m.sdk("personalize", "deleteSchema"), {"SchemaArn": config.schema_arn("items")},
            "Delete interactions schema", result_path=None,
            catches=[{"ErrorEquals": [NOT_FOUND], "ResultPath": None, "Next": "Delete interactions schema"}])
-    m.task("Delete interactions schema", sdk("personalize", "deleteSchema"),
+    m.task("Delete interactions schema", m.sdk("personalize", "deleteSchema"),
            {"SchemaArn": config.schema_arn("interactions")}, "Delete dataset group", result_path=None,
            catches=[{"ErrorEquals": [NOT_FOUND], "ResultPath": None, "Next": "Delete dataset group"}])
     _delete(m, "Delete dataset group", "deleteDatasetGroup", {"DatasetGroupArn": config.dataset_group_arn},
@@ -448,7 +453,7 @@ def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
         "Deleted")
     m.add("Deleted", {"Type": "Succeed"})
     m.add("Notify failure", {
-        "Type": "Task", "Resource": "arn:aws:states:::sns:publish",
+        "Type": "Task", "Resource": f"arn:{config.partition}:states:::sns:publish",
         "Parameters": {"TopicArn": config.topic_arn, "Subject": "Personalize teardown failed",
                        "Message.$": "States.Format('Teardown failed in state {}: {} ({})', $.failure.state, "
                                     "$.failure.error, $.failure.cause)"},

@@ -51,7 +51,7 @@ def tasks(states: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, An
 def _operation(resource: str) -> tuple[str, str] | None:
     if resource in OPTIMIZED:
         return OPTIMIZED[resource]
-    match = re.fullmatch(r"arn:aws:states:::aws-sdk:([a-z0-9]+):([a-zA-Z0-9]+)", resource)
+    match = re.fullmatch(r"arn:[a-z-]+:states:::aws-sdk:([a-z0-9]+):([a-zA-Z0-9]+)", resource)
     if match is None:
         return None
     return match.group(1), match.group(2)[0].upper() + match.group(2)[1:]
