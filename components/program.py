@@ -6,6 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.ingestion import IngestionArgs, IngestionPipeline
+from components.observability import Observability, ObservabilityArgs, Observed
 from components.realtime import RealtimeArgs, RealtimeEvents
 from components.security import EncryptionKey, EncryptionKeyArgs
 from components.serving import ServingApi, ServingArgs
@@ -38,6 +39,13 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         data_bucket_arn=ingestion.bucket_arn), opts=opts)
     firewall = WebFirewall(settings.physical_name("firewall"), WebFirewallArgs(
         settings=settings, key_arn=key.arn, stages=[ingestion.stage, serving.stage]), opts=opts)
+    observed = pulumi.Output.all(
+        ingestion.api.name, serving.api.name, ingestion.stream.name, ingestion.delivery_stream.name,
+        realtime.processor.name, serving.recommendations.name, serving.items.name, realtime.dead_letter_queue.name,
+        realtime.failure_queue.name, training.training_machine.arn, firewall.web_acl.name,
+    ).apply(lambda v: Observed(settings.region, *v))
+    operations = Observability(settings.physical_name("operations"),
+                               ObservabilityArgs(settings=settings, key_arn=key.arn, observed=observed), opts=opts)
     return {
         "region": settings.region,
         "namePrefix": settings.name_prefix,
@@ -58,4 +66,6 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         "trainingStateMachineArn": training.training_machine.arn,
         "teardownStateMachineArn": training.teardown_machine.arn,
         "trainingTopicArn": training.topic.arn,
+        "dashboardName": operations.dashboard.dashboard_name,
+        "alarmTopicArn": operations.topic.arn,
     }

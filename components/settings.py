@@ -166,6 +166,17 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               "Parts the prepared interactions are split into (1-64): more for more data per run."),
     ConfigKey("trainingPollSeconds", "integer", 60,
               "Seconds between status checks of Personalize jobs (10-3600)."),
+    ConfigKey("alarmEmails", "array", [],
+              "E-mail addresses subscribed to the operations alarms topic (each must confirm the subscription)."),
+    ConfigKey("alarmIteratorAgeSeconds", "integer", 300,
+              "Alarm when the event processor falls this far behind the stream (60-86400 s)."),
+    ConfigKey("alarmApi5xxPercent", "integer", 1, "Alarm when this share of API requests fail with 5xx (1-100 %)."),
+    ConfigKey("alarmFallbackPercent", "integer", 20,
+              "Alarm when this share of recommendations come from the fallback list (1-100 %)."),
+    ConfigKey("alarmFirehoseFreshnessSeconds", "integer", 900,
+              "Alarm when the oldest record not yet in S3 is this old (60-86400 s)."),
+    ConfigKey("alarmWafBlockedPer5Minutes", "integer", 1000,
+              "Alarm when AWS WAF blocks more requests than this in 5 minutes (1-10000000)."),
     ConfigKey("manageApiGatewayAccount", "boolean", True,
               "Set the region's API Gateway CloudWatch role (an account-wide setting needed for execution logs). "
               "Only one stack per account and region may manage it: set false in the others."),
@@ -257,6 +268,16 @@ class TrainingSettings:
 
 
 @dataclass(frozen=True)
+class AlarmSettings:
+    emails: tuple[str, ...]
+    iterator_age_seconds: int
+    api_5xx_percent: int
+    fallback_percent: int
+    firehose_freshness_seconds: int
+    waf_blocked_per_5_minutes: int
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     stack: str
@@ -273,6 +294,7 @@ class StackSettings:
     serving: ServingSettings
     waf: WafSettings
     training: TrainingSettings
+    alarms: AlarmSettings
 
     @property
     def region_code(self) -> str:
@@ -526,6 +548,25 @@ def _parse_training(reader: _Reader) -> TrainingSettings:
     )
 
 
+def _parse_alarms(reader: _Reader) -> AlarmSettings:
+    emails = reader.string_list("alarmEmails")
+    for email in emails:
+        if not _EMAIL_RE.match(email):
+            reader.problem("alarmEmails", email, "each entry must be an e-mail address")
+
+    def between(key: str, low: int, high: int) -> int:
+        return reader.integer(key, lambda v: low <= v <= high, f"must be between {low} and {high}")
+
+    return AlarmSettings(
+        emails=tuple(emails),
+        iterator_age_seconds=between("alarmIteratorAgeSeconds", 60, 86400),
+        api_5xx_percent=between("alarmApi5xxPercent", 1, 100),
+        fallback_percent=between("alarmFallbackPercent", 1, 100),
+        firehose_freshness_seconds=between("alarmFirehoseFreshnessSeconds", 60, 86400),
+        waf_blocked_per_5_minutes=between("alarmWafBlockedPer5Minutes", 1, 10_000_000),
+    )
+
+
 def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
                    project: str = PROJECT) -> StackSettings:
     """Validate raw config values (``key -> string``, without namespace) into ``StackSettings``.
@@ -561,6 +602,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
     serving = _parse_serving(reader)
     waf = _parse_waf(reader)
     training = _parse_training(reader)
+    alarms = _parse_alarms(reader)
 
     if reader.problems:
         raise SettingsError(reader.problems)
@@ -580,6 +622,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
         serving=serving,
         waf=waf,
         training=training,
+        alarms=alarms,
     )
 
 
