@@ -85,6 +85,7 @@ class IngestionPipeline(pulumi.ComponentResource):
     stage: aws.apigateway.Stage
     api_key: aws.apigateway.ApiKey | None
     account: aws.apigateway.Account | None
+    versioning: aws.s3.BucketVersioning
     collect_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: IngestionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -150,7 +151,7 @@ class IngestionPipeline(pulumi.ComponentResource):
             )],
             opts=self._child,
         )
-        aws.s3.BucketVersioning(
+        self.versioning = aws.s3.BucketVersioning(
             f"{self._name}-raw-versioning",
             bucket=self.bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),

@@ -8,6 +8,7 @@ import pulumi_aws as aws
 from components.ingestion import IngestionArgs, IngestionPipeline
 from components.observability import Observability, ObservabilityArgs, Observed
 from components.realtime import RealtimeArgs, RealtimeEvents
+from components.replication import RawReplica, ReplicaArgs
 from components.security import EncryptionKey, EncryptionKeyArgs
 from components.serving import ServingApi, ServingArgs
 from components.settings import StackSettings
@@ -39,6 +40,9 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         data_bucket_arn=ingestion.bucket_arn), opts=opts)
     firewall = WebFirewall(settings.physical_name("firewall"), WebFirewallArgs(
         settings=settings, key_arn=key.arn, stages=[ingestion.stage, serving.stage]), opts=opts)
+    replica = RawReplica(settings.physical_name("replica"), ReplicaArgs(
+        settings=settings, source_bucket=ingestion.bucket, source_bucket_arn=ingestion.bucket_arn,
+        source_key_arn=key.arn, source_versioning=ingestion.versioning), opts=opts) if settings.replica_region else None
     observed = pulumi.Output.all(
         ingestion.api.name, serving.api.name, ingestion.stream.name, ingestion.delivery_stream.name,
         realtime.processor.name, serving.recommendations.name, serving.items.name, realtime.dead_letter_queue.name,
@@ -68,4 +72,5 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         "trainingTopicArn": training.topic.arn,
         "dashboardName": operations.dashboard.dashboard_name,
         "alarmTopicArn": operations.topic.arn,
+        "rawReplicaBucket": replica.bucket.bucket if replica else None,
     }

@@ -177,6 +177,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               "Alarm when the oldest record not yet in S3 is this old (60-86400 s)."),
     ConfigKey("alarmWafBlockedPer5Minutes", "integer", 1000,
               "Alarm when AWS WAF blocks more requests than this in 5 minutes (1-10000000)."),
+    ConfigKey("replicaRegion", "string", "",
+              "Region the raw clickstream bucket is replicated to for disaster recovery (with its own KMS key there); "
+              "empty: no replica. Must differ from the stack's region."),
     ConfigKey("manageApiGatewayAccount", "boolean", True,
               "Set the region's API Gateway CloudWatch role (an account-wide setting needed for execution logs). "
               "Only one stack per account and region may manage it: set false in the others."),
@@ -295,6 +298,7 @@ class StackSettings:
     waf: WafSettings
     training: TrainingSettings
     alarms: AlarmSettings
+    replica_region: str
 
     @property
     def region_code(self) -> str:
@@ -603,6 +607,10 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
     waf = _parse_waf(reader)
     training = _parse_training(reader)
     alarms = _parse_alarms(reader)
+    replica_region = reader.string("replicaRegion")
+    if replica_region and (replica_region not in REGION_CODES or replica_region == region):
+        reader.problem("replicaRegion", replica_region,
+                       "must be another of the supported regions: " + ", ".join(sorted(REGION_CODES)))
 
     if reader.problems:
         raise SettingsError(reader.problems)
@@ -623,6 +631,7 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
         waf=waf,
         training=training,
         alarms=alarms,
+        replica_region=replica_region,
     )
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -35,15 +38,55 @@ def test_every_resource_uses_the_stacks_provider_with_its_region_and_tags(stack:
     config = stack_config(stack)
     synthesis = synthesize_stack(stack, preview=False)
 
-    [provider] = synthesis.of_type("pulumi:providers:aws")
-    assert provider.inputs["region"] == config["aws:region"]
-    tags = json.loads(provider.inputs["defaultTags"])["tags"]
-    assert tags["app"] == "clickstream-personalization"
-    assert tags["environment"] == config["clickstream-personalization:environment"]
-    assert tags["stack"] == stack
+    providers = {p.name: p for p in synthesis.of_type("pulumi:providers:aws")}
+    main = providers["aws"]
+    assert main.inputs["region"] == config["aws:region"]
+    replica_region = config.get("clickstream-personalization:replicaRegion", "")
+    assert {p.inputs["region"] for p in providers.values()} == {config["aws:region"], replica_region} - {""}
+    for provider in providers.values():
+        tags = json.loads(provider.inputs["defaultTags"])["tags"]
+        assert tags["app"] == "clickstream-personalization"
+        assert tags["environment"] == config["clickstream-personalization:environment"]
+        assert tags["stack"] == stack
     for resource in synthesis.resources:
         if resource.custom and resource.type != "pulumi:providers:aws":
-            assert resource.provider is not None and resource.provider.startswith(provider.urn), resource.name
+            assert resource.provider is not None, resource.name
+            provider = next(p for p in providers.values() if resource.provider.startswith(p.urn))
+            assert provider is main or "RawReplica" in resource.urn, resource.name
+
+
+ARN_REGION = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:([a-z]{2}-[a-z]+-\d):")
+ENDPOINT_REGION = re.compile(r"\.([a-z]{2}-[a-z]+-\d)\.amazonaws\.com")
+
+
+def strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_arns_and_endpoints_stay_in_the_stacks_region(stack: str) -> None:
+    config = stack_config(stack)
+    allowed = {config["aws:region"], config.get("clickstream-personalization:replicaRegion", "")} - {""}
+    synthesis = synthesize_stack(stack, preview=False)
+
+    seen: set[str] = set()
+    for resource in synthesis.resources:
+        for text in strings([resource.inputs, resource.outputs]):
+            seen |= set(ARN_REGION.findall(text)) | set(ENDPOINT_REGION.findall(text))
+    assert seen and seen <= allowed, seen - allowed
+
+
+def test_production_stacks_run_in_two_regions() -> None:
+    regions = {stack_config(s)["aws:region"] for s in STACKS if s.startswith("prod")}
+
+    assert len(regions) >= 2
 
 
 # Names that only need to be unique inside their parent (an API, a log group), not in the account.

@@ -43,18 +43,19 @@ _ARNS: Mapping[str, str] = {
     "aws:apigateway/stage:Stage": "arn:aws:apigateway:{region}::/restapis/api-id/stages/{name}",
     "aws:wafv2/webAcl:WebAcl": "arn:aws:wafv2:{region}:{account}:regional/webacl/{name}/{id}",
     "aws:sns/topic:Topic": "arn:aws:sns:{region}:{account}:{name}",
+    "aws:sfn/stateMachine:StateMachine": "arn:aws:states:{region}:{account}:stateMachine:{name}",
 }
-_COMPUTED: Mapping[str, Callable[[str, Mapping[str, Any]], Mapping[str, Any]]] = {
-    "aws:kms/key:Key": lambda name, _: {"keyId": f"{name}-id"},
-    "aws:sqs/queue:Queue": lambda name, inputs: {
-        "url": f"https://sqs.example/{ACCOUNT_ID}/{inputs.get('name', name)}"},
-    "aws:apigateway/restApi:RestApi": lambda name, _: {"rootResourceId": f"{name}-root",
-                                                       "executionArn": f"arn:aws:execute-api:eu-west-1:{ACCOUNT_ID}:"
-                                                                       f"{name}-id"},
-    "aws:lambda/function:Function": lambda name, _: {
-        "invokeArn": f"arn:aws:apigateway:lambda:path/2015-03-31/functions/{name}/invocations"},
-    "aws:apigateway/stage:Stage": lambda name, inputs: {
-        "invokeUrl": f"https://{name}.execute-api.example/{inputs.get('stageName')}"},
+_COMPUTED: Mapping[str, Callable[[str, Mapping[str, Any], str], Mapping[str, Any]]] = {
+    "aws:kms/key:Key": lambda name, _, __: {"keyId": f"{name}-id"},
+    "aws:sqs/queue:Queue": lambda name, inputs, region: {
+        "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT_ID}/{inputs.get('name', name)}"},
+    "aws:apigateway/restApi:RestApi": lambda name, _, region: {
+        "rootResourceId": f"{name}-root", "executionArn": f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{name}-id"},
+    "aws:lambda/function:Function": lambda name, inputs, region: {
+        "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/arn:aws:lambda:{region}:"
+                     f"{ACCOUNT_ID}:function:{inputs.get('name', name)}/invocations"},
+    "aws:apigateway/stage:Stage": lambda name, inputs, region: {
+        "invokeUrl": f"https://{name}-id.execute-api.{region}.amazonaws.com/{inputs.get('stageName')}"},
 }
 
 
@@ -109,20 +110,24 @@ class StackMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str, preview: bool) -> None:
         self.region = region
         self.preview = preview
+        self._provider_regions: dict[str, str] = {}  # provider id → region
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
+        if args.typ == "pulumi:providers:aws":  # resources of another provider live in its region
+            self._provider_regions[f"{args.name}-id"] = state.get("region") or self.region
         if self.preview:
             return None, state
+        region = self._provider_regions.get((args.provider or "").rsplit("::", 1)[-1], self.region)
         physical = state.get("name") or state.get("bucket") or state.get("stageName") or args.name
         service = args.typ.split(":")[1].split("/")[0]
         arn = _ARNS.get(args.typ, f"arn:aws:{service}:{{region}}:{{account}}:{{name}}")
-        state.setdefault("arn", arn.format(region=self.region, account=ACCOUNT_ID, name=physical,
+        state.setdefault("arn", arn.format(region=region, account=ACCOUNT_ID, name=physical,
                                            id=f"{args.name}-id"))
         state.setdefault("name", physical)
         computed = _COMPUTED.get(args.typ)
         if computed is not None:
-            state.update(computed(args.name, state))
+            state.update(computed(args.name, state, region))
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:

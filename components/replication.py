@@ -1,0 +1,113 @@
+"""Disaster recovery: the raw clickstream bucket replicated to another region, encrypted there with a key of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.settings import StackSettings
+
+
+@dataclass(frozen=True)
+class ReplicaArgs:
+    settings: StackSettings
+    source_bucket: aws.s3.Bucket
+    source_bucket_arn: pulumi.Input[str]
+    source_key_arn: pulumi.Input[str]
+    # Replication needs versioning on the source first.
+    source_versioning: pulumi.Resource
+
+
+class RawReplica(pulumi.ComponentResource):
+    bucket: aws.s3.Bucket
+    key: aws.kms.Key
+
+    def __init__(self, name: str, args: ReplicaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("clickstream:operations:RawReplica", name, None, opts)
+        settings = args.settings
+        replica_region = settings.replica_region
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+        provider = aws.Provider(f"{name}-provider", region=replica_region,
+                                default_tags=aws.ProviderDefaultTagsArgs(tags=dict(settings.tags)), opts=child)
+        there = pulumi.ResourceOptions(parent=self, provider=provider)
+
+        self.key = aws.kms.Key(
+            f"{name}-key", description=f"Encrypts the raw clickstream replica of {settings.project}/{settings.stack}",
+            enable_key_rotation=True, deletion_window_in_days=settings.kms_key_deletion_window_days,
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
+                "Sid": "EnableIamPoliciesOfThisAccount", "Effect": "Allow",
+                "Principal": {"AWS": pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")},
+                "Action": "kms:*", "Resource": "*"}]}),
+            opts=there)
+        aws.kms.Alias(f"{name}-alias", name=f"alias/{settings.name_prefix}-replica", target_key_id=self.key.key_id,
+                      opts=there)
+        bucket_name = account.apply(lambda a: settings.physical_name(f"raw-replica-{a}", 63))
+        bucket_arn = pulumi.Output.concat("arn:", partition, ":s3:::", bucket_name)
+        self.bucket = aws.s3.Bucket(f"{name}-bucket", bucket=bucket_name, force_destroy=False, opts=there)
+        aws.s3.BucketServerSideEncryptionConfiguration(f"{name}-encryption", bucket=self.bucket.id, rules=[
+            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3
+                .BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="aws:kms", kms_master_key_id=self.key.arn),
+                bucket_key_enabled=True)], opts=there)
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning", bucket=self.bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"), opts=there)
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access", bucket=self.bucket.id, block_public_acls=True, block_public_policy=True,
+            ignore_public_acls=True, restrict_public_buckets=True, opts=there)
+        aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=self.bucket.id,
+                                       rule=aws.s3.BucketOwnershipControlsRuleArgs(
+                                           object_ownership="BucketOwnerEnforced"), opts=there)
+        aws.s3.BucketPolicy(f"{name}-policy", bucket=self.bucket.id, policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[public_access]))
+
+        source = args.source_bucket_arn
+        role = aws.iam.Role(
+            f"{name}-role", name=settings.physical_name("raw-replication"),
+            assume_role_policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}),
+            opts=child)
+        policy = aws.iam.RolePolicy(f"{name}-role-policy", role=role.id, policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Sid": "ReadSourceConfiguration", "Effect": "Allow",
+                 "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": source},
+                {"Sid": "ReadSourceVersions", "Effect": "Allow",
+                 "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
+                            "s3:GetObjectVersionTagging"], "Resource": pulumi.Output.concat(source, "/*")},
+                {"Sid": "WriteReplica", "Effect": "Allow",
+                 "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                 "Resource": pulumi.Output.concat(bucket_arn, "/*")},
+                {"Sid": "DecryptSource", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": args.source_key_arn,
+                 "Condition": {"StringLike": {"kms:ViaService": f"s3.{settings.region}.amazonaws.com"}}},
+                {"Sid": "EncryptReplica", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+                 "Resource": self.key.arn,
+                 "Condition": {"StringLike": {"kms:ViaService": f"s3.{replica_region}.amazonaws.com"}}},
+            ]}), opts=child)
+        aws.s3.BucketReplicationConfig(
+            f"{name}-replication", bucket=args.source_bucket.id, role=role.arn,
+            rules=[aws.s3.BucketReplicationConfigRuleArgs(
+                id="raw-to-replica", status="Enabled",
+                filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
+                delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(
+                    status="Enabled"),
+                source_selection_criteria=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaArgs(
+                    sse_kms_encrypted_objects=aws.s3
+                    .BucketReplicationConfigRuleSourceSelectionCriteriaSseKmsEncryptedObjectsArgs(status="Enabled")),
+                destination=aws.s3.BucketReplicationConfigRuleDestinationArgs(
+                    bucket=bucket_arn, storage_class="STANDARD_IA",
+                    encryption_configuration=aws.s3.BucketReplicationConfigRuleDestinationEncryptionConfigurationArgs(
+                        replica_kms_key_id=self.key.arn)),
+            )],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.source_versioning, versioning, policy]))
+        self.register_outputs({"bucket": self.bucket.bucket, "region": replica_region})
