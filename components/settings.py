@@ -635,6 +635,13 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
     )
 
 
+def load_settings_from_values(config: Mapping[str, str], stack: str, project: str = PROJECT) -> StackSettings:
+    """Settings from a stack's full config map (``namespace:key`` → string), as the tools read stack files."""
+    namespace = f"{project}:"
+    values = {k[len(namespace):]: v for k, v in config.items() if k.startswith(namespace)}
+    return parse_settings(values, region=config.get("aws:region"), stack=stack, project=project)
+
+
 def load_settings() -> StackSettings:
     """Read the running stack's configuration through Pulumi's runtime and validate it."""
     import pulumi
