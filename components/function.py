@@ -12,6 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import service_role
 from components.settings import LAMBDA_RUNTIME, StackSettings
 
 HANDLERS_ROOT = Path(__file__).resolve().parent.parent / "handlers"
@@ -148,23 +149,8 @@ class LambdaFunction(pulumi.ComponentResource):
             ]
         statements += args.statements
 
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=function_name,
-            description=f"Execution role of {function_name}",
-            assume_role_policy=pulumi.Output.json_dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                               "Action": "sts:AssumeRole"}],
-            }),
-            opts=child,
-        )
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.id,
-            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
-            opts=child,
-        )
+        self.role, role_policy = service_role(self, name, function_name, "lambda.amazonaws.com", statements,
+                                              description=f"Execution role of {function_name}")
 
         self.function = aws.lambda_.Function(
             f"{name}-function",

@@ -20,6 +20,7 @@ from components.apistage import (
     gateway_responses,
     observable_stage,
 )
+from components.iam import policy_document, service_role, source_account
 from components.settings import StackSettings
 
 MODEL_NAME = "ClickstreamEventBatch"
@@ -27,17 +28,6 @@ MODEL_NAME = "ClickstreamEventBatch"
 EVENTS_PREFIX = "events/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
 ERRORS_PREFIX = ("errors/!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/"
                  "day=!{timestamp:dd}/")
-
-
-def _document(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
-    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def _trust(service: str, conditions: Mapping[str, Any] | None = None) -> pulumi.Output[str]:
-    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
-    if conditions:
-        statement["Condition"] = conditions
-    return _document([statement])
 
 
 def lifecycle_rules(settings: StackSettings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
@@ -110,16 +100,9 @@ class IngestionPipeline(pulumi.ComponentResource):
         })
 
     def _role(self, suffix: str, service: str, statements: Sequence[Mapping[str, Any]],
-              conditions: Mapping[str, Any] | None = None) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-        role = aws.iam.Role(
-            f"{self._name}-{suffix}-role",
-            name=self._settings.physical_name(suffix),
-            assume_role_policy=_trust(service, conditions),
-            opts=self._child,
-        )
-        policy = aws.iam.RolePolicy(f"{self._name}-{suffix}-policy", role=role.id, policy=_document(statements),
-                                    opts=self._child)
-        return role, policy
+              conditions: Mapping[str, Any]) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        return service_role(self, f"{self._name}-{suffix}", self._settings.physical_name(suffix), service,
+                            statements, conditions=conditions)
 
     def _stream(self) -> None:
         ingestion = self._settings.ingestion
@@ -175,7 +158,7 @@ class IngestionPipeline(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{self._name}-raw-policy",
             bucket=self.bucket.id,
-            policy=_document([{
+            policy=policy_document([{
                 "Sid": "DenyInsecureTransport",
                 "Effect": "Deny",
                 "Principal": "*",
@@ -282,7 +265,7 @@ class IngestionPipeline(pulumi.ComponentResource):
             {"Sid": "PutClicks", "Effect": "Allow", "Action": ["kinesis:PutRecords"], "Resource": self.stream.arn},
             {"Sid": "EncryptClicks", "Effect": "Allow", "Action": ["kms:GenerateDataKey"], "Resource": self._key_arn,
              "Condition": {"StringEquals": {"kms:ViaService": f"kinesis.{settings.region}.amazonaws.com"}}},
-        ], conditions={"StringEquals": {"aws:SourceAccount": self._account}})
+        ], conditions=source_account(self._account))
 
         request_template = templates.put_records_request(self.stream_name, ingestion.collect_client_details)
         post = aws.apigateway.Method(
@@ -377,6 +360,6 @@ class IngestionPipeline(pulumi.ComponentResource):
             {"Sid": "WriteExecutionLogs", "Effect": "Allow",
              "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
              "Resource": [logs_arn, pulumi.Output.concat(logs_arn, ":*")]},
-        ], conditions={"StringEquals": {"aws:SourceAccount": self._account}})
+        ], conditions=source_account(self._account))
         return aws.apigateway.Account(f"{self._name}-apigw-account", cloudwatch_role_arn=role.arn,
                                       opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))

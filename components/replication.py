@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import policy_document, service_role, source_account
 from components.settings import StackSettings
 
 
@@ -39,10 +40,10 @@ class RawReplica(pulumi.ComponentResource):
         self.key = aws.kms.Key(
             f"{name}-key", description=f"Encrypts the raw clickstream replica of {settings.project}/{settings.stack}",
             enable_key_rotation=True, deletion_window_in_days=settings.kms_key_deletion_window_days,
-            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
+            policy=policy_document([{
                 "Sid": "EnableIamPoliciesOfThisAccount", "Effect": "Allow",
                 "Principal": {"AWS": pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")},
-                "Action": "kms:*", "Resource": "*"}]}),
+                "Action": "kms:*", "Resource": "*"}]),
             opts=there)
         aws.kms.Alias(f"{name}-alias", name=f"alias/{settings.name_prefix}-replica", target_key_id=self.key.key_id,
                       opts=there)
@@ -64,36 +65,28 @@ class RawReplica(pulumi.ComponentResource):
         aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=self.bucket.id,
                                        rule=aws.s3.BucketOwnershipControlsRuleArgs(
                                            object_ownership="BucketOwnerEnforced"), opts=there)
-        aws.s3.BucketPolicy(f"{name}-policy", bucket=self.bucket.id, policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17", "Statement": [{
-                "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}),
+        aws.s3.BucketPolicy(f"{name}-bucket-policy", bucket=self.bucket.id, policy=policy_document([{
+            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]),
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[public_access]))
 
         source = args.source_bucket_arn
-        role = aws.iam.Role(
-            f"{name}-role", name=settings.physical_name("raw-replication"),
-            assume_role_policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}),
-            opts=child)
-        policy = aws.iam.RolePolicy(f"{name}-role-policy", role=role.id, policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17", "Statement": [
-                {"Sid": "ReadSourceConfiguration", "Effect": "Allow",
-                 "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": source},
-                {"Sid": "ReadSourceVersions", "Effect": "Allow",
-                 "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
-                            "s3:GetObjectVersionTagging"], "Resource": pulumi.Output.concat(source, "/*")},
-                {"Sid": "WriteReplica", "Effect": "Allow",
-                 "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                 "Resource": pulumi.Output.concat(bucket_arn, "/*")},
-                {"Sid": "DecryptSource", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": args.source_key_arn,
-                 "Condition": {"StringLike": {"kms:ViaService": f"s3.{settings.region}.amazonaws.com"}}},
-                {"Sid": "EncryptReplica", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
-                 "Resource": self.key.arn,
-                 "Condition": {"StringLike": {"kms:ViaService": f"s3.{replica_region}.amazonaws.com"}}},
-            ]}), opts=child)
+        role, policy = service_role(self, name, settings.physical_name("raw-replication"), "s3.amazonaws.com", [
+            {"Sid": "ReadSourceConfiguration", "Effect": "Allow",
+             "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": source},
+            {"Sid": "ReadSourceVersions", "Effect": "Allow",
+             "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+             "Resource": pulumi.Output.concat(source, "/*")},
+            {"Sid": "WriteReplica", "Effect": "Allow",
+             "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+             "Resource": pulumi.Output.concat(bucket_arn, "/*")},
+            {"Sid": "DecryptSource", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": args.source_key_arn,
+             "Condition": {"StringLike": {"kms:ViaService": f"s3.{settings.region}.amazonaws.com"}}},
+            {"Sid": "EncryptReplica", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+             "Resource": self.key.arn,
+             "Condition": {"StringLike": {"kms:ViaService": f"s3.{replica_region}.amazonaws.com"}}},
+        ], conditions=source_account(account))
         aws.s3.BucketReplicationConfig(
             f"{name}-replication", bucket=args.source_bucket.id, role=role.arn,
             rules=[aws.s3.BucketReplicationConfigRuleArgs(

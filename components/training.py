@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from components.apistage import encrypted_log_group
 from components.function import FunctionArgs, LambdaFunction
+from components.iam import service_role, source_account
 from components.settings import StackSettings
 from components.training_definition import TrainingConfig, teardown_definition, training_definition
 
@@ -88,37 +89,22 @@ class TrainingOrchestration(pulumi.ComponentResource):
             ],
         ), opts=child)
 
-        personalize_role = aws.iam.Role(
-            f"{name}-personalize-role", name=settings.physical_name("personalize"),
-            description="Assumed by Amazon Personalize to read prepared data and use the stack key",
-            assume_role_policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "personalize.amazonaws.com"}, "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}),
-            opts=child,
-        )
-        aws.iam.RolePolicy(f"{name}-personalize-policy", role=personalize_role.id, policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17", "Statement": [
-                {"Sid": "ReadPreparedData", "Effect": "Allow", "Action": ["s3:GetObject"],
-                 "Resource": pulumi.Output.concat(bucket, "/prepared/*")},
-                {"Sid": "ListPreparedData", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
-                 "Condition": {"StringLike": {"s3:prefix": "prepared/*"}}},
-                {"Sid": "UseStackKey", "Effect": "Allow",
-                 "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], "Resource": args.key_arn},
-            ]}), opts=child)
+        personalize_role, _ = service_role(self, f"{name}-personalize", settings.physical_name("personalize"),
+                                           "personalize.amazonaws.com", [
+            {"Sid": "ReadPreparedData", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": pulumi.Output.concat(bucket, "/prepared/*")},
+            {"Sid": "ListPreparedData", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
+             "Condition": {"StringLike": {"s3:prefix": "prepared/*"}}},
+            {"Sid": "UseStackKey", "Effect": "Allow",
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], "Resource": args.key_arn},
+        ], conditions=source_account(account),
+            description="Assumed by Amazon Personalize to read prepared data and use the stack key")
 
         parameters = {key: settings.parameter_name(key) for key in PUBLISHED}
-        machine_role = aws.iam.Role(
-            f"{name}-machine-role", name=settings.physical_name("training-machine"),
-            description="Runs the training and teardown state machines",
-            assume_role_policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}),
-            opts=child,
-        )
         training_name = settings.physical_name("training")
         teardown_name = settings.physical_name("training-teardown")
-        machine_policy = aws.iam.RolePolicy(f"{name}-machine-policy", role=machine_role.id,
-                                            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [
+        machine_role, machine_policy = service_role(
+            self, f"{name}-machine", settings.physical_name("training-machine"), "states.amazonaws.com", [
             {"Sid": "RunTrainingSteps", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
              "Resource": [self.steps.arn, pulumi.Output.concat(self.steps.arn, ":*")]},
             {"Sid": "ListRawEvents", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
@@ -142,7 +128,7 @@ class TrainingOrchestration(pulumi.ComponentResource):
             {"Sid": "Notify", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": self.topic.arn},
             {"Sid": "UseStackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
              "Resource": args.key_arn},
-        ]}), opts=child)
+        ], conditions=source_account(account), description="Runs the training and teardown state machines")
 
         config = pulumi.Output.all(account, partition, args.data_bucket_name, self.steps.arn, personalize_role.arn,
                                    args.key_arn, self.topic.arn).apply(lambda v: TrainingConfig(
@@ -181,17 +167,10 @@ class TrainingOrchestration(pulumi.ComponentResource):
 
     def _schedule(self, name: str, settings: StackSettings, key_arn: pulumi.Input[str],
                   account: pulumi.Input[str], partition: pulumi.Input[str]) -> None:
-        role = aws.iam.Role(
-            f"{name}-scheduler-role", name=settings.physical_name("training-scheduler"),
-            assume_role_policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}),
-            opts=pulumi.ResourceOptions(parent=self))
-        policy = aws.iam.RolePolicy(f"{name}-scheduler-policy", role=role.id, policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17", "Statement": [{"Sid": "StartTraining", "Effect": "Allow",
-                                                   "Action": ["states:StartExecution"],
-                                                   "Resource": self.training_machine.arn}]}),
-            opts=pulumi.ResourceOptions(parent=self))
+        role, policy = service_role(self, f"{name}-scheduler", settings.physical_name("training-scheduler"),
+                                    "scheduler.amazonaws.com", [
+            {"Sid": "StartTraining", "Effect": "Allow", "Action": ["states:StartExecution"],
+             "Resource": self.training_machine.arn}], conditions=source_account(account))
         aws.scheduler.Schedule(
             f"{name}-schedule", name=settings.physical_name("training"),
             description="Retrains the Personalize solution", schedule_expression=settings.training.schedule,

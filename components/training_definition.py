@@ -117,9 +117,7 @@ class Machine:
              result_path: str | None = "$.last", result_selector: Mapping[str, Any] | None = None,
              catches: Sequence[Mapping[str, Any]] = ()) -> str:
         """A Task with retries for transient errors, and a catch-all that notifies which state failed and why."""
-        failed = self.add(f"{name} failed", {
-            "Type": "Pass", "Parameters": {"state": name, "error.$": "$.error.Error", "cause.$": "$.error.Cause"},
-            "ResultPath": "$.failure", "Next": "Notify failure"})
+        failed = self.failure(name)
         state: dict[str, Any] = {
             "Type": "Task", "Resource": resource, "Parameters": dict(parameters), "ResultPath": result_path,
             "Retry": self.retry,
@@ -132,6 +130,15 @@ class Machine:
         else:
             state["Next"] = next_state
         return self.add(name, state)
+
+    def failure(self, name: str) -> str:
+        """The state a catch-all of ``name`` goes to: it records the state's name and the error, then notifies."""
+        return self.add(f"{name} failed", {
+            "Type": "Pass", "Parameters": {"state": name, "error.$": "$.error.Error", "cause.$": "$.error.Cause"},
+            "ResultPath": "$.failure", "Next": "Notify failure"})
+
+    def catch_all(self, name: str) -> list[dict[str, Any]]:
+        return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": self.failure(name)}]
 
     def ensure(self, name: str, action: str, parameters: Mapping[str, Any], next_state: str) -> str:
         """Create, or carry on with the existing resource of the same name."""
@@ -168,6 +175,13 @@ class Machine:
                          {"TopicArn": config.topic_arn, "Subject": subject, **message}, next_state, result_path=None)
 
 
+def _step_per_item(config: TrainingConfig) -> dict[str, Any]:
+    """The training steps function on one Map item; the item is the payload, the function's answer the result."""
+    return {"Type": "Task", "Resource": f"arn:{config.partition}:states:::lambda:invoke",
+            "Parameters": {"FunctionName": config.steps_function_arn, "Payload.$": "$"}, "OutputPath": "$.Payload",
+            "Retry": config.retry, "End": True}
+
+
 def _steps_call(config: TrainingConfig, payload: Mapping[str, Any]) -> dict[str, Any]:
     return {"FunctionName": config.steps_function_arn, "Payload": dict(payload)}
 
@@ -190,39 +204,22 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
         "ItemProcessor": {
             "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
             "StartAt": "Map raw objects",
-            "States": {"Map raw objects": {
-                "Type": "Task", "Resource": lam, "Parameters": {"FunctionName": config.steps_function_arn,
-                                                                "Payload.$": "$"},
-                "OutputPath": "$.Payload",
-                "Retry": config.retry,
-                "End": True}},
+            "States": {"Map raw objects": _step_per_item(config)},
         },
         "MaxConcurrency": config.map_concurrency,
         "ResultPath": "$.maps",
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Prepare raw events failed"}],
+        "Catch": m.catch_all("Prepare raw events"),
         "Next": "Reduce shards",
     })
-    m.add("Prepare raw events failed", {
-        "Type": "Pass", "Parameters": {"state": "Prepare raw events", "error.$": "$.error.Error",
-                                       "cause.$": "$.error.Cause"},
-        "ResultPath": "$.failure", "Next": "Notify failure"})
     m.add("Reduce shards", {
         "Type": "Map", "ItemsPath": "$.plan.shardIds", "MaxConcurrency": config.map_concurrency,
         "ItemSelector": {"step": "reduce", "runId.$": "$$.Execution.Name", "shard.$": "$$.Map.Item.Value"},
-        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Reduce shard", "States": {
-            "Reduce shard": {"Type": "Task", "Resource": lam,
-                             "Parameters": {"FunctionName": config.steps_function_arn, "Payload.$": "$"},
-                             "OutputPath": "$.Payload",
-                             "Retry": config.retry,
-                             "End": True}}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Reduce shard",
+                          "States": {"Reduce shard": _step_per_item(config)}},
         "ResultPath": "$.shards",
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Reduce shards failed"}],
+        "Catch": m.catch_all("Reduce shards"),
         "Next": "Summarize",
     })
-    m.add("Reduce shards failed", {
-        "Type": "Pass", "Parameters": {"state": "Reduce shards", "error.$": "$.error.Error",
-                                       "cause.$": "$.error.Cause"},
-        "ResultPath": "$.failure", "Next": "Notify failure"})
     m.task("Summarize", lam, _steps_call(config, {"step": "summarize", "runId.$": "$$.Execution.Name",
                                                   "maps.$": "$.maps", "shards.$": "$.shards"}),
            "Enough data?", result_path="$.totals", result_selector={"value.$": "$.Payload"})
@@ -304,12 +301,9 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
             "Catch": [{"ErrorEquals": [ALREADY_EXISTS], "ResultPath": None, "Next": "Filter exists"}],
             "End": True}, "Filter exists": {"Type": "Succeed"}}},
         "ResultPath": None,
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Filters failed"}],
+        "Catch": m.catch_all("Filters"),
         "Next": "Publish filters",
     })
-    m.add("Filters failed", {"Type": "Pass", "Parameters": {"state": "Filters", "error.$": "$.error.Error",
-                                                            "cause.$": "$.error.Cause"},
-                             "ResultPath": "$.failure", "Next": "Notify failure"})
     m.publish("Publish filters", config, "filter-arns",
               {"Value": json.dumps({name: config.filter_arn(name) for name in sorted(config.filters)})}, "Solution")
 
@@ -416,12 +410,8 @@ def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
                 "End": True},
             "Filter gone": {"Type": "Succeed"}}},
         "ResultPath": None,
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Delete filters failed"}],
+        "Catch": m.catch_all("Delete filters"),
         "Next": "Find event tracker"})
-    m.add("Delete filters failed", {"Type": "Pass", "Parameters": {"state": "Delete filters",
-                                                                   "error.$": "$.error.Error",
-                                                                   "cause.$": "$.error.Cause"},
-                                    "ResultPath": "$.failure", "Next": "Notify failure"})
     m.task("Find event tracker", m.sdk("personalize", "listEventTrackers"),
            {"DatasetGroupArn": config.dataset_group_arn}, "Any event tracker?", result_path="$.trackers",
            result_selector={"count.$": "States.ArrayLength($.EventTrackers)", "all.$": "$.EventTrackers"},

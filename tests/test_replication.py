@@ -28,7 +28,7 @@ def test_the_replica_lives_in_its_region_encrypted_with_its_own_key() -> None:
 def test_the_replication_role_reads_the_source_and_writes_the_replica_only() -> None:
     synthesis = synthesize_stack("prod-eu", preview=False)
 
-    policy = synthesis.find("aws:iam/rolePolicy:RolePolicy", "cp-prod-euc1-replica-role-policy").inputs["policy"]
+    policy = synthesis.find("aws:iam/rolePolicy:RolePolicy", "cp-prod-euc1-replica-policy").inputs["policy"]
     by_sid = {s["Sid"]: s for s in json.loads(policy)["Statement"]}
     assert by_sid["ReadSourceVersions"]["Resource"] == f"arn:aws:s3:::cp-prod-euc1-raw-{ACCOUNT_ID}/*"
     assert by_sid["WriteReplica"]["Resource"] == f"arn:aws:s3:::cp-prod-euc1-raw-replica-{ACCOUNT_ID}/*"

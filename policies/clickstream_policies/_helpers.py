@@ -43,6 +43,11 @@ def is_set(props: Mapping[str, Any], key: str) -> bool:
     return value is not None and not (isinstance(value, (str, Sequence, Mapping)) and len(value) == 0)
 
 
+def uses_customer_key(props: Mapping[str, Any], key: str, aws_managed_alias: str) -> bool:
+    """``key`` names a KMS key (possibly known only after deploy) other than the service's AWS-managed alias."""
+    return is_set(props, key) and peek(props, key) != aws_managed_alias
+
+
 def resource_policy(name: str, description: str, resource_type: str, check: ResourceCheck) -> ResourceValidationPolicy:
     """A resource policy that runs ``check`` on resources of one type only."""
 

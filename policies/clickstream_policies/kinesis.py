@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs
 
-from ._helpers import is_set, peek, resource_policy
+from ._helpers import is_set, resource_policy, uses_customer_key
 
 AWS_MANAGED_KINESIS_KEY = "alias/aws/kinesis"
 
 
 def _stream_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     props = args.props
-    if (props.get("encryptionType") != "KMS" or not is_set(props, "kmsKeyId")
-            or peek(props, "kmsKeyId") == AWS_MANAGED_KINESIS_KEY):
+    if props.get("encryptionType") != "KMS" or not uses_customer_key(props, "kmsKeyId", AWS_MANAGED_KINESIS_KEY):
         report_violation(f"Stream {args.name} is not encrypted with a customer-managed key: set "
                          "encryption_type=\"KMS\" and kms_key_id to the stack's key (EncryptionKey.arn).", None)
 

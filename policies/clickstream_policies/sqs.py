@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs
 
-from ._helpers import is_set, peek, resource_policy
+from ._helpers import resource_policy, uses_customer_key
 
 AWS_MANAGED_SQS_KEY = "alias/aws/sqs"
 
 
 def _encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if not is_set(args.props, "kmsMasterKeyId") or peek(args.props, "kmsMasterKeyId") == AWS_MANAGED_SQS_KEY:
+    if not uses_customer_key(args.props, "kmsMasterKeyId", AWS_MANAGED_SQS_KEY):
         report_violation(f"Queue {args.name} is not encrypted with the stack's key: set kms_master_key_id to the "
                          "stack's key (EncryptionKey.arn).", None)
 
