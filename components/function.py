@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import service_role
+from components.iam import account_and_partition, service_role
 from components.settings import LAMBDA_RUNTIME, StackSettings
 
 HANDLERS_ROOT = Path(__file__).resolve().parent.parent / "handlers"
@@ -112,7 +112,7 @@ class LambdaFunction(pulumi.ComponentResource):
         settings = args.settings
         function_name = settings.physical_name(args.handler_module.replace("_", "-"))
         child = pulumi.ResourceOptions(parent=self)
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+        _, partition = account_and_partition(self)
 
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",

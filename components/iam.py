@@ -30,3 +30,10 @@ def service_role(parent: pulumi.Resource, logical_name: str, physical_name: str,
 def source_account(account: pulumi.Input[str]) -> dict[str, Any]:
     """The confused-deputy guard for service roles: only on behalf of this account."""
     return {"StringEquals": {"aws:SourceAccount": account}}
+
+
+def account_and_partition(parent: pulumi.Resource) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """The deploying account and the ARN partition, as the provider of ``parent`` sees them (never hard-coded)."""
+    invoke = pulumi.InvokeOutputOptions(parent=parent)
+    return (aws.get_caller_identity_output(opts=invoke).account_id,
+            aws.get_partition_output(opts=invoke).partition)

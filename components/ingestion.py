@@ -20,7 +20,7 @@ from components.apistage import (
     gateway_responses,
     observable_stage,
 )
-from components.iam import policy_document, service_role, source_account
+from components.iam import account_and_partition, policy_document, service_role, source_account
 from components.settings import StackSettings
 
 MODEL_NAME = "ClickstreamEventBatch"
@@ -84,9 +84,7 @@ class IngestionPipeline(pulumi.ComponentResource):
         self._key_arn = args.key_arn
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        self._account = aws.get_caller_identity_output(opts=invoke).account_id
-        self._partition = aws.get_partition_output(opts=invoke).partition
+        self._account, self._partition = account_and_partition(self)
 
         self._stream()
         self._raw_bucket()

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.function import METRICS_NAMESPACE
+from components.iam import account_and_partition
 from components.settings import StackSettings
 
 STAGE = "v1"
@@ -206,9 +207,7 @@ class Observability(pulumi.ComponentResource):
         super().__init__("clickstream:operations:Observability", name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        account = aws.get_caller_identity_output(opts=invoke).account_id
-        partition = aws.get_partition_output(opts=invoke).partition
+        account, partition = account_and_partition(self)
         self.topic = aws.sns.Topic(f"{name}-alarms", name=settings.physical_name("alarms"),
                                    kms_master_key_id=args.key_arn, opts=child)
         for index, email in enumerate(settings.alarms.emails):

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.function import DLQ_RETENTION_SECONDS, FunctionArgs, LambdaFunction
+from components.iam import account_and_partition
 from components.settings import StackSettings
 
 
@@ -31,9 +32,7 @@ class RealtimeEvents(pulumi.ComponentResource):
         super().__init__("clickstream:realtime:RealtimeEvents", name, None, opts)
         settings, realtime = args.settings, args.settings.realtime
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        account = aws.get_caller_identity_output(opts=invoke).account_id
-        partition = aws.get_partition_output(opts=invoke).partition
+        account, partition = account_and_partition(self)
         region = settings.region
         tracking_parameter = settings.parameter_name("tracking-id")
 

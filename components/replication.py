@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import policy_document, service_role, source_account
+from components.iam import account_and_partition, policy_document, service_role, source_account
 from components.settings import StackSettings
 
 
@@ -30,9 +30,7 @@ class RawReplica(pulumi.ComponentResource):
         settings = args.settings
         replica_region = settings.replica_region
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        account = aws.get_caller_identity_output(opts=invoke).account_id
-        partition = aws.get_partition_output(opts=invoke).partition
+        account, partition = account_and_partition(self)
         provider = aws.Provider(f"{name}-provider", region=replica_region,
                                 default_tags=aws.ProviderDefaultTagsArgs(tags=dict(settings.tags)), opts=child)
         there = pulumi.ResourceOptions(parent=self, provider=provider)

@@ -13,6 +13,7 @@ import pulumi_aws as aws
 
 from components.apistage import Throttle, api_key_with_usage_plan, cors_preflight, gateway_responses, observable_stage
 from components.function import FunctionArgs, LambdaFunction
+from components.iam import account_and_partition
 from components.settings import StackSettings
 from components.templates import items_schema
 
@@ -39,9 +40,7 @@ class ServingApi(pulumi.ComponentResource):
         super().__init__("clickstream:serving:ServingApi", name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        account = aws.get_caller_identity_output(opts=invoke).account_id
-        partition = aws.get_partition_output(opts=invoke).partition
+        account, partition = account_and_partition(self)
         region, prefix = settings.region, settings.name_prefix
 
         def arn(service: str, resource: str) -> pulumi.Output[str]:

@@ -12,7 +12,7 @@ import pulumi_aws as aws
 
 from components.apistage import encrypted_log_group
 from components.function import FunctionArgs, LambdaFunction
-from components.iam import service_role, source_account
+from components.iam import account_and_partition, service_role, source_account
 from components.settings import StackSettings
 from components.training_definition import TrainingConfig, teardown_definition, training_definition
 
@@ -49,9 +49,7 @@ class TrainingOrchestration(pulumi.ComponentResource):
         super().__init__("clickstream:training:TrainingOrchestration", name, None, opts)
         settings, training = args.settings, args.settings.training
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        account = aws.get_caller_identity_output(opts=invoke).account_id
-        partition = aws.get_partition_output(opts=invoke).partition
+        account, partition = account_and_partition(self)
         region, prefix = settings.region, settings.name_prefix
 
         def arn(service: str, resource: str, regional: bool = True) -> pulumi.Output[str]:

@@ -68,3 +68,15 @@ def attached(resources: Sequence[PolicyResource], target: PolicyResource, resour
 
 def stack_policy(name: str, description: str, validate: StackValidation) -> StackValidationPolicy:
     return StackValidationPolicy(name=name, description=description, validate=validate)
+
+
+def customer_key_rule(name: str, description: str, resource_type: str, prop: str, aws_managed_alias: str,
+                      noun: str, argument: str) -> ResourceValidationPolicy:
+    """A rule requiring that ``prop`` of ``resource_type`` names a customer-managed KMS key."""
+
+    def check(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if not uses_customer_key(args.props, prop, aws_managed_alias):
+            report_violation(f"{noun} {args.name} is not encrypted with the stack's key: set {argument} to the "
+                             "stack's key (EncryptionKey.arn).", None)
+
+    return resource_policy(name, description, resource_type, check)
