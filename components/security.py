@@ -55,6 +55,16 @@ def logs_grant(settings: StackSettings, account_id: str, partition: str, dns_suf
     )
 
 
+def alarms_grant(account_id: str) -> ServiceKeyGrant:
+    """CloudWatch alarms publish to the stack's encrypted topics as the CloudWatch service, not through a role."""
+    return ServiceKeyGrant(
+        sid="AllowCloudWatchAlarmsToPublishToEncryptedTopics",
+        service_principal="cloudwatch.amazonaws.com",
+        actions=("kms:Decrypt", "kms:GenerateDataKey*"),
+        conditions={"StringEquals": {"aws:SourceAccount": account_id}},
+    )
+
+
 def key_policy_document(account_id: str, partition: str, grants: Sequence[ServiceKeyGrant]) -> dict[str, Any]:
     """The key policy: the account root (so IAM policies can delegate) plus exactly the given service grants."""
     root = {
@@ -93,7 +103,7 @@ class EncryptionKey(pulumi.ComponentResource):
 
         def policy(values: list[Any]) -> str:
             account, part, dns_suffix = values
-            grants = [logs_grant(settings, account, part, dns_suffix), *args.extra_grants]
+            grants = [logs_grant(settings, account, part, dns_suffix), alarms_grant(account), *args.extra_grants]
             return json.dumps(key_policy_document(account, part, grants))
 
         self.key = aws.kms.Key(

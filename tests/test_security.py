@@ -34,12 +34,15 @@ def test_key_rotates_waits_and_is_aliased_from_settings(settings: StackSettings,
     assert alias["targetKeyId"] == "key-key-id"
 
 
-def test_key_policy_grants_root_and_only_this_regions_logs_for_this_stack(settings: StackSettings,
+def test_key_policy_grants_root_this_regions_logs_for_this_stack_and_alarms(settings: StackSettings,
                                                                          synth: Synthesize) -> None:
     synthesis = synth(lambda: build_key(settings))
 
     policy = json.loads(synthesis.find("aws:kms/key:Key", "key-key").inputs["policy"])
-    root, logs = policy["Statement"]
+    root, logs, alarms = policy["Statement"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
     assert root["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}
     assert logs["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
     assert "kms:*" not in logs["Action"]
