@@ -647,8 +647,5 @@ def load_settings() -> StackSettings:
     import pulumi
     from pulumi.runtime import config as runtime_config
 
-    namespace = f"{pulumi.get_project()}:"
-    all_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    values = {k[len(namespace):]: str(v) for k, v in all_config.items() if k.startswith(namespace)}
-    return parse_settings(values, region=pulumi.Config("aws").get("region"), stack=pulumi.get_stack(),
-                          project=pulumi.get_project())
+    all_config = {k: str(v) for k, v in {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}.items()}
+    return load_settings_from_values(all_config, pulumi.get_stack(), pulumi.get_project())
