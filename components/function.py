@@ -25,6 +25,13 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _MANAGED_ENV = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE")
 
 
+def failure_queue(parent: pulumi.Resource, name: str, physical_name: str,
+                  key_arn: pulumi.Input[str]) -> aws.sqs.Queue:
+    """An SQS queue that keeps what could not be processed: encrypted with the stack key, kept as long as SQS can."""
+    return aws.sqs.Queue(name, name=physical_name, kms_master_key_id=key_arn, kms_data_key_reuse_period_seconds=300,
+                         message_retention_seconds=DLQ_RETENTION_SECONDS, opts=pulumi.ResourceOptions(parent=parent))
+
+
 class FunctionConfigError(ValueError):
     """A function was asked for with arguments that cannot make a sound production Lambda."""
 
@@ -133,14 +140,9 @@ class LambdaFunction(pulumi.ComponentResource):
              "Condition": {"StringEquals": {"kms:EncryptionContext:LambdaFunctionName": function_name}}},
         ]
         if args.asynchronous:
-            self.dead_letter_queue = aws.sqs.Queue(
-                f"{name}-dlq",
-                name=settings.physical_name(f"{args.handler_module.replace('_', '-')}-dlq", 80),
-                kms_master_key_id=args.key_arn,
-                kms_data_key_reuse_period_seconds=300,
-                message_retention_seconds=DLQ_RETENTION_SECONDS,
-                opts=child,
-            )
+            self.dead_letter_queue = failure_queue(
+                self, f"{name}-dlq", settings.physical_name(f"{args.handler_module.replace('_', '-')}-dlq", 80),
+                args.key_arn)
             statements += [
                 {"Sid": "DeadLetterFailedEvents", "Effect": "Allow", "Action": ["sqs:SendMessage"],
                  "Resource": self.dead_letter_queue.arn},

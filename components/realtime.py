@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.function import DLQ_RETENTION_SECONDS, FunctionArgs, LambdaFunction
+from components.function import FunctionArgs, LambdaFunction, failure_queue
 from components.iam import account_and_partition
 from components.settings import StackSettings
 
@@ -37,14 +37,8 @@ class RealtimeEvents(pulumi.ComponentResource):
         tracking_parameter = settings.parameter_name("tracking-id")
 
         def queue(suffix: str) -> aws.sqs.Queue:
-            return aws.sqs.Queue(
-                f"{name}-{suffix}",
-                name=settings.physical_name(f"event-processor-{suffix}", 80),
-                kms_master_key_id=args.key_arn,
-                kms_data_key_reuse_period_seconds=300,
-                message_retention_seconds=DLQ_RETENTION_SECONDS,
-                opts=child,
-            )
+            return failure_queue(self, f"{name}-{suffix}", settings.physical_name(f"event-processor-{suffix}", 80),
+                                 args.key_arn)
 
         # Records that can never be delivered, with their payload (written by the processor itself).
         self.dead_letter_queue = queue("dlq")

@@ -17,6 +17,21 @@ REGION = "eu-west-1"
 Synthesize = Callable[..., Synthesis]
 
 
+class FakeLambdaContext:
+    """What Powertools reads from a Lambda context."""
+
+    function_name = "cp-dev-euw1-fn"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:cp-dev-euw1-fn"
+    aws_request_id = "req-1"
+
+    def __init__(self, remaining_ms: int = 60_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
 @pytest.fixture
 def settings() -> StackSettings:
     return parse_settings({"environment": "dev"}, region=REGION, stack="dev")

@@ -28,6 +28,8 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 
+from tests.conftest import FakeLambdaContext
+
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 
@@ -259,14 +261,6 @@ def _response(status: int, parsed: dict[str, Any]) -> tuple[AWSResponse, dict[st
     return AWSResponse("https://fake", status, {}, None), parsed
 
 
-class _Context:
-    function_name, memory_limit_in_mb, aws_request_id = "training-steps", 2048, "fake"
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:training-steps"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
 @contextmanager
 def harness(personalize: FakePersonalize | None = None) -> Iterator[Harness]:
     """Register the adapters on boto3's default session (moto must be active) and remove them afterwards."""
@@ -287,7 +281,7 @@ def harness(personalize: FakePersonalize | None = None) -> Iterator[Harness]:
     def lambda_invoke(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         payload = json.loads(context["api_params"].get("Payload") or b"{}")
         state.invocations[payload.get("step")] += 1
-        body = json.dumps(steps.handler(payload, _Context())).encode()
+        body = json.dumps(steps.handler(payload, FakeLambdaContext(900_000))).encode()
         return _response(200, {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(body), len(body))})
 
     def sns_publish(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:

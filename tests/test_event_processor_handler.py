@@ -12,18 +12,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.conftest import FakeLambdaContext
 from tests.test_event_processor import TRACKING_ID, TRACKING_PARAMETER, click, envelope_data, records_of
 from tools.fake_personalize import FakePersonalize, serve
-
-
-class Context:
-    function_name = "cp-dev-euw1-event-processor"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:eu-west-1:123456789012:function:{function_name}"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 @pytest.fixture
@@ -59,7 +50,7 @@ def test_the_handler_delivers_a_batch_and_publishes_metrics(deployed: tuple[Fake
     records = records_of([click(1), click(2), click(3, session="s-2")])
     records.append({"kinesis": {"sequenceNumber": "9", "partitionKey": "p", "data": "%%%"}})
 
-    result = event_processor.handler({"Records": records}, Context())
+    result = event_processor.handler({"Records": records}, FakeLambdaContext())
 
     assert result == {"batchItemFailures": []}
     assert sorted(e["eventId"] for c in fake.calls for e in c["eventList"]) == ["e-1", "e-2", "e-3"]
@@ -74,11 +65,9 @@ def test_the_handler_reports_retries_as_batch_item_failures(deployed: tuple[Fake
     fake, event_processor = deployed
     fake.throttle_probability = 1.0
 
-    class Impatient(Context):
-        def get_remaining_time_in_millis(self) -> int:
-            return 3_100  # just above the safety margin: no time to retry
+    impatient = FakeLambdaContext(remaining_ms=3_100)  # just above the safety margin: no time to retry
 
-    result = event_processor.handler({"Records": records_of([click(1)])}, Impatient())
+    result = event_processor.handler({"Records": records_of([click(1)])}, impatient)
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "0"}]}
 
@@ -90,7 +79,7 @@ def test_a_missing_environment_variable_fails_loudly(deployed: tuple[FakePersona
     monkeypatch.delenv("TRACKING_ID_PARAMETER")
 
     with pytest.raises(Exception, match="TRACKING_ID_PARAMETER is not set"):
-        event_processor.handler({"Records": records_of([click(1)])}, Context())
+        event_processor.handler({"Records": records_of([click(1)])}, FakeLambdaContext())
 
 
 def test_envelopes_written_by_the_collection_template_decode() -> None:

@@ -18,6 +18,7 @@ import pytest
 from moto import mock_aws
 
 from common.training_data import INTERACTIONS_HEADER, map_objects, reduce_shard, summarize
+from tests.conftest import FakeLambdaContext
 from tests.test_event_processor import click
 
 BUCKET = "cp-dev-euw1-raw-123456789012"
@@ -173,12 +174,8 @@ def test_an_unknown_step_is_refused(monkeypatch: pytest.MonkeyPatch, s3: Any) ->
     monkeypatch.setenv("DATA_BUCKET", BUCKET)
     module = importlib.import_module("training_steps")
 
-    class Context:
-        function_name, memory_limit_in_mb, aws_request_id = "fn", 512, "r"
-        invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:fn"
-
     with pytest.raises(ValueError, match="unknown step 'train'"):
-        module.handler({"step": "train"}, Context())
+        module.handler({"step": "train"}, FakeLambdaContext())
 
 
 @pytest.mark.parametrize(("new", "current", "tolerance", "promote"), [

@@ -20,6 +20,7 @@ from moto import mock_aws
 
 from common.catalog import Item, parse_items
 from common.recommend import BadRequestError, RecommendationRequest, parse_request
+from tests.conftest import FakeLambdaContext
 
 REGION = "eu-west-1"
 BUCKET = "cp-dev-euw1-raw-123456789012"
@@ -29,16 +30,6 @@ DATASET_PARAMETER = "/cp-dev-euw1/personalize/items-dataset-arn"
 CAMPAIGN = f"arn:aws:personalize:{REGION}:123456789012:campaign/cp-dev-euw1-campaign"
 UNREAD = f"arn:aws:personalize:{REGION}:123456789012:filter/cp-dev-euw1-unread"
 DATASET = f"arn:aws:personalize:{REGION}:123456789012:dataset/cp-dev-euw1/ITEMS"
-
-
-class Context:
-    function_name = "cp-dev-euw1-fn"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:cp-dev-euw1-fn"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 5_000
 
 
 def get_event(user: str = "reader-1", **query: Any) -> dict[str, Any]:
@@ -98,7 +89,7 @@ def recommendations(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
 
 
 def call(module: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    result = module.handler(event, Context())
+    result = module.handler(event, FakeLambdaContext())
     return result["statusCode"], json.loads(result["body"])
 
 
@@ -156,7 +147,7 @@ def test_without_a_campaign_the_newest_items_are_served(recommendations: tuple[M
     module, _ = recommendations
     items_module = load("items")
     items_module.service.cache_clear()
-    items_module.handler(post_event({"items": [post(1), post(3), post(2)]}), Context())
+    items_module.handler(post_event({"items": [post(1), post(3), post(2)]}), FakeLambdaContext())
 
     status, body = call(module, get_event(numResults=2))
 
@@ -332,7 +323,7 @@ def test_a_store_failure_asks_the_client_to_retry(items_module: tuple[ModuleType
     monkeypatch.setenv("DATA_BUCKET", "bucket-that-does-not-exist")
     module.service.cache_clear()
 
-    result = module.handler(post_event({"items": [post(1)]}), Context())
+    result = module.handler(post_event({"items": [post(1)]}), FakeLambdaContext())
 
     assert result["statusCode"] == 503 and result["headers"]["Retry-After"] == "1"
 
@@ -345,7 +336,7 @@ def test_browsers_of_configured_origins_may_read_recommendations(
     monkeypatch.setenv("CORS_ALLOWED_ORIGINS", '["https://www.example.com"]')
     module.allowed_origins.cache_clear()
 
-    result = module.handler({**get_event(), "headers": {"origin": origin}}, Context())
+    result = module.handler({**get_event(), "headers": {"origin": origin}}, FakeLambdaContext())
 
     assert result["headers"].get("Access-Control-Allow-Origin") == (origin if allowed else None)
     assert result["headers"]["Vary"] == "Origin"
