@@ -129,6 +129,21 @@ def test_hostile_schema_valid_events_cannot_break_or_inject(batch: list[dict[str
                                                            "userAgent": user_agent[:256]}}
 
 
+def test_hostile_values_at_full_length_pass_through_unchanged() -> None:
+    hostile_id = ("#set($x=1)$util.base64Encode('x')${q}}{'" * 4)[:128]
+    event = make_event(eventId=hostile_id[:64], sessionId=hostile_id, userId=hostile_id, itemId=hostile_id,
+                       recommendationId=hostile_id[:40], impression=[hostile_id] * 25,
+                       properties={f"p{i}": ('"}\\\n\u2028#end$' * 10)[:64] for i in range(5)})
+    body = {"events": [event] * 3}
+    assert VALIDATOR.is_valid(body)
+
+    request = render_request(body, include_client_details=True, user_agent='"}\\' * 200)
+
+    assert_valid_put_records(request)
+    assert [d["event"] for d in decoded_records(request)] == body["events"]
+    assert {d["server"]["userAgent"] for d in decoded_records(request)} == {('"}\\' * 200)[:256]}
+
+
 def test_the_largest_valid_batch_fits_one_put_records_call() -> None:
     longest = "x" * 128
     event = make_event(eventId="e" * 64, sessionId="s" * 128, userId="u" * 128, itemId=longest,
