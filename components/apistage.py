@@ -39,6 +39,15 @@ class Throttle:
     quota_per_day: int = 0
 
 
+def regional_rest_api(parent: pulumi.Resource, name: str, physical_name: str,
+                      description: str) -> aws.apigateway.RestApi:
+    """A regional REST API (WAF attaches to REST stages) whose API keys come from the x-api-key header."""
+    return aws.apigateway.RestApi(
+        name, name=physical_name, description=description,
+        endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
+        api_key_source="HEADER", opts=pulumi.ResourceOptions(parent=parent))
+
+
 def encrypted_log_group(parent: pulumi.Resource, name: str, settings: StackSettings, key_arn: pulumi.Input[str],
                         log_group_name: pulumi.Input[str]) -> aws.cloudwatch.LogGroup:
     return aws.cloudwatch.LogGroup(name, name=log_group_name, retention_in_days=settings.log_retention_days,

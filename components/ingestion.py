@@ -19,6 +19,7 @@ from components.apistage import (
     encrypted_log_group,
     gateway_responses,
     observable_stage,
+    regional_rest_api,
 )
 from components.iam import account_and_partition, policy_document, service_role, source_account
 from components.settings import StackSettings
@@ -238,14 +239,9 @@ class IngestionPipeline(pulumi.ComponentResource):
     def _api(self) -> None:
         settings, ingestion = self._settings, self._settings.ingestion
         origins = ingestion.cors_allowed_origins
-        api = self.api = aws.apigateway.RestApi(
-            f"{self._name}-api",
-            name=settings.physical_name("collect"),
-            description="Collects reader events into the clickstream (no Lambda on this path)",
-            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
-            api_key_source="HEADER",
-            opts=self._child,
-        )
+        api = self.api = regional_rest_api(
+            self, f"{self._name}-api", settings.physical_name("collect"),
+            "Collects reader events into the clickstream (no Lambda on this path)")
         events = aws.apigateway.Resource(f"{self._name}-events", rest_api=api.id, parent_id=api.root_resource_id,
                                          path_part="events", opts=self._child)
         model = aws.apigateway.Model(

@@ -11,7 +11,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.apistage import Throttle, api_key_with_usage_plan, cors_preflight, gateway_responses, observable_stage
+from components.apistage import (
+    Throttle,
+    api_key_with_usage_plan,
+    cors_preflight,
+    gateway_responses,
+    observable_stage,
+    regional_rest_api,
+)
 from components.function import FunctionArgs, LambdaFunction
 from components.iam import account_and_partition
 from components.settings import StackSettings
@@ -95,14 +102,8 @@ class ServingApi(pulumi.ComponentResource):
             ],
         ), opts=child)
 
-        api = self.api = aws.apigateway.RestApi(
-            f"{name}-api",
-            name=settings.physical_name("serve"),
-            description="Recommendations and new items",
-            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
-            api_key_source="HEADER",
-            opts=child,
-        )
+        api = self.api = regional_rest_api(self, f"{name}-api", settings.physical_name("serve"),
+                                           "Recommendations and new items")
         routes: list[pulumi.Resource] = []
         recommendations = aws.apigateway.Resource(f"{name}-recommendations", rest_api=api.id,
                                                   parent_id=api.root_resource_id, path_part="recommendations",
