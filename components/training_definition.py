@@ -140,6 +140,19 @@ class Machine:
     def catch_all(self, name: str) -> list[dict[str, Any]]:
         return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": self.failure(name)}]
 
+    def notify_failure_and_fail(self, config: TrainingConfig, what: str, error: str, cause: str) -> None:
+        """The shared end of every failure path: notify which state failed and why (retried), then fail."""
+        self.add("Notify failure", {
+            "Type": "Task", "Resource": f"arn:{self.partition}:states:::sns:publish",
+            "Parameters": {"TopicArn": config.topic_arn, "Subject": f"Personalize {what.lower()} failed",
+                           "Message.$": f"States.Format('{what} failed in state {{}}: {{}} ({{}})', $.failure.state, "
+                                        "$.failure.error, $.failure.cause)"},
+            "ResultPath": None,
+            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "BackoffRate": 2.0, "MaxAttempts": 3}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Failed"}],
+            "Next": "Failed"})
+        self.add("Failed", {"Type": "Fail", "Error": error, "Cause": cause})
+
     def ensure(self, name: str, action: str, parameters: Mapping[str, Any], next_state: str) -> str:
         """Create, or carry on with the existing resource of the same name."""
         return self.task(name, self.sdk("personalize", action), parameters, next_state, result_path=None,
@@ -366,17 +379,8 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
                      f"'{config.campaign_arn}')"}, "Trained and promoted")
     m.add("Trained and promoted", {"Type": "Succeed"})
 
-    m.add("Notify failure", {
-        "Type": "Task", "Resource": f"arn:{config.partition}:states:::sns:publish",
-        "Parameters": {"TopicArn": config.topic_arn, "Subject": "Personalize training failed",
-                       "Message.$": "States.Format('Training failed in state {}: {} ({})', $.failure.state, "
-                                    "$.failure.error, $.failure.cause)"},
-        "ResultPath": None,
-        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "BackoffRate": 2.0, "MaxAttempts": 3}],
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Failed"}],
-        "Next": "Failed"})
-    m.add("Failed", {"Type": "Fail", "Error": "TrainingFailed",
-                     "Cause": "A training step failed; the notification names the state and the cause."})
+    m.notify_failure_and_fail(config, "Training", "TrainingFailed",
+                              "A training step failed; the notification names the state and the cause.")
     return {"Comment": f"Train Amazon Personalize for {config.prefix}", "StartAt": "Start", "States": m.states}
 
 
@@ -442,14 +446,7 @@ def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
         "Message": f"Every Personalize resource of {config.prefix} is deleted; `pulumi destroy` may run now."},
         "Deleted")
     m.add("Deleted", {"Type": "Succeed"})
-    m.add("Notify failure", {
-        "Type": "Task", "Resource": f"arn:{config.partition}:states:::sns:publish",
-        "Parameters": {"TopicArn": config.topic_arn, "Subject": "Personalize teardown failed",
-                       "Message.$": "States.Format('Teardown failed in state {}: {} ({})', $.failure.state, "
-                                    "$.failure.error, $.failure.cause)"},
-        "ResultPath": None, "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Failed"}],
-        "Next": "Failed"})
-    m.add("Failed", {"Type": "Fail", "Error": "TeardownFailed", "Cause": "See the notification."})
+    m.notify_failure_and_fail(config, "Teardown", "TeardownFailed", "See the notification.")
     m.add("Start", {"Type": "Pass", "Result": [config.filter_arn(n) for n in sorted(config.filters)],
                     "ResultPath": "$.filters", "Next": "Unpublish"})
     return {"Comment": f"Delete the Amazon Personalize resources of {config.prefix}", "StartAt": "Start",
