@@ -3,15 +3,18 @@ an API key with a usage plan. Helpers create the resources as children of the ca
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_aws as aws
 
 from components import templates
-from components.settings import StackSettings
+from components.settings import StackBasics
+from components.shared import encrypted_log_group
 
 STAGE_NAME = "v1"
 ACCESS_LOG_FORMAT = {
@@ -32,6 +35,40 @@ ACCESS_LOG_FORMAT = {
 }
 
 
+R = TypeVar("R", bound=pulumi.CustomResource)
+# Inputs that only wire a definition to its API and resource: the logical names already stand for them.
+_WIRING = frozenset({"rest_api", "rest_api_id", "resource_id", "parent_id", "request_validator_id"})
+
+
+@dataclass
+class ApiDefinition:
+    """Makes an API's routes and remembers every input it gave them, so the deployment's trigger is a hash of the
+    real definitions: any change to a method, integration, model, validator or response redeploys the stage."""
+
+    parent: pulumi.Resource
+    api: aws.apigateway.RestApi
+    resources: list[pulumi.Resource] = field(default_factory=list)
+    _inputs: list[Any] = field(default_factory=list)
+
+    def add(self, kind: type[R], logical_name: str, /, depends_on: Sequence[pulumi.Resource] = (),
+            **inputs: Any) -> R:
+        wired = {"rest_api_id" if kind is aws.apigateway.Response else "rest_api": self.api.id, **inputs}
+        resource = kind(logical_name, **wired,
+                        opts=pulumi.ResourceOptions(parent=self.parent, depends_on=list(depends_on)))
+        self._inputs.append([kind.__name__, logical_name, {k: v for k, v in inputs.items() if k not in _WIRING}])
+        self.resources.append(resource)
+        return resource
+
+    def fingerprint(self) -> pulumi.Output[str]:
+        return pulumi.Output.from_input(self._inputs).apply(
+            lambda inputs: hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest())
+
+    def deployment(self, name: str, description: str) -> aws.apigateway.Deployment:
+        return aws.apigateway.Deployment(
+            name, rest_api=self.api.id, description=description, triggers={"definition": self.fingerprint()},
+            opts=pulumi.ResourceOptions(parent=self.parent, depends_on=self.resources))
+
+
 @dataclass(frozen=True)
 class Throttle:
     rate_limit: int
@@ -48,14 +85,7 @@ def regional_rest_api(parent: pulumi.Resource, name: str, physical_name: str,
         api_key_source="HEADER", opts=pulumi.ResourceOptions(parent=parent))
 
 
-def encrypted_log_group(parent: pulumi.Resource, name: str, settings: StackSettings, key_arn: pulumi.Input[str],
-                        log_group_name: pulumi.Input[str]) -> aws.cloudwatch.LogGroup:
-    return aws.cloudwatch.LogGroup(name, name=log_group_name, retention_in_days=settings.log_retention_days,
-                                   kms_key_id=key_arn, opts=pulumi.ResourceOptions(parent=parent))
-
-
-def gateway_responses(parent: pulumi.Resource, name: str, api: aws.apigateway.RestApi,
-                      origins: Sequence[str]) -> list[pulumi.Resource]:
+def gateway_responses(definition: ApiDefinition, name: str, origins: Sequence[str]) -> None:
     """JSON bodies for the errors API Gateway answers itself. They cannot run the CORS template: with one origin it
     is named; with several, the request's Origin is echoed (only error messages are exposed that way, never data)."""
     headers: dict[str, str] = {}
@@ -66,53 +96,41 @@ def gateway_responses(parent: pulumi.Resource, name: str, api: aws.apigateway.Re
     bodies = {"BAD_REQUEST_BODY": templates.gateway_bad_request_body_response(),
               "DEFAULT_4XX": templates.gateway_error_response(),
               "DEFAULT_5XX": templates.gateway_error_response()}
-    return [aws.apigateway.Response(
-        f"{name}-{kind.lower().replace('_', '-')}",
-        rest_api_id=api.id,
-        response_type=kind,
-        response_templates={"application/json": body},
-        response_parameters=headers or None,
-        opts=pulumi.ResourceOptions(parent=parent),
-    ) for kind, body in bodies.items()]
+    for kind, body in bodies.items():
+        definition.add(aws.apigateway.Response, f"{name}-{kind.lower().replace('_', '-')}", response_type=kind,
+                       response_templates={"application/json": body}, response_parameters=headers or None)
 
 
-def cors_preflight(parent: pulumi.Resource, name: str, api: aws.apigateway.RestApi,
-                   resource: aws.apigateway.Resource, origins: Sequence[str], methods: str,
-                   headers: str = "Content-Type,X-Api-Key") -> list[pulumi.Resource]:
+def cors_preflight(definition: ApiDefinition, name: str, resource: aws.apigateway.Resource, origins: Sequence[str],
+                   methods: str, headers: str = "Content-Type,X-Api-Key") -> None:
     """OPTIONS answered by API Gateway itself (MOCK): allowed methods and headers, and the Origin when allowed."""
-    child = pulumi.ResourceOptions(parent=parent)
-    options = aws.apigateway.Method(f"{name}-options", rest_api=api.id, resource_id=resource.id,
-                                    http_method="OPTIONS", authorization="NONE", opts=child)
-    mock = aws.apigateway.Integration(f"{name}-options-mock", rest_api=api.id, resource_id=resource.id,
-                                      http_method=options.http_method, type="MOCK",
-                                      request_templates={"application/json": '{"statusCode": 200}'}, opts=child)
+    api = definition.add
+    options = api(aws.apigateway.Method, f"{name}-options", resource_id=resource.id, http_method="OPTIONS",
+                  authorization="NONE")
+    mock = api(aws.apigateway.Integration, f"{name}-options-mock", resource_id=resource.id,
+               http_method=options.http_method, type="MOCK",
+               request_templates={"application/json": '{"statusCode": 200}'})
     allow = {"Access-Control-Allow-Methods": f"'{methods}'", "Access-Control-Allow-Headers": f"'{headers}'",
              "Access-Control-Max-Age": "'600'", "Vary": "'Origin'"}
-    method_response = aws.apigateway.MethodResponse(
-        f"{name}-options-200", rest_api=api.id, resource_id=resource.id, http_method=options.http_method,
-        status_code="200",
-        response_parameters={f"method.response.header.{h}": False for h in [*allow, "Access-Control-Allow-Origin"]},
-        opts=child,
-    )
-    response = aws.apigateway.IntegrationResponse(
-        f"{name}-options-mock-200", rest_api=api.id, resource_id=resource.id, http_method=options.http_method,
-        status_code="200",
+    method_response = api(
+        aws.apigateway.MethodResponse, f"{name}-options-200", resource_id=resource.id,
+        http_method=options.http_method, status_code="200",
+        response_parameters={f"method.response.header.{h}": False for h in [*allow, "Access-Control-Allow-Origin"]})
+    api(aws.apigateway.IntegrationResponse, f"{name}-options-mock-200", depends_on=[mock, method_response],
+        resource_id=resource.id, http_method=options.http_method, status_code="200",
         response_parameters={f"method.response.header.{h}": v for h, v in allow.items()},
-        response_templates={"application/json": templates.cors_preflight_response(origins)},
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[mock, method_response]),
-    )
-    return [options, mock, response]
+        response_templates={"application/json": templates.cors_preflight_response(origins)})
 
 
-def observable_stage(parent: pulumi.Resource, name: str, *, settings: StackSettings, key_arn: pulumi.Input[str],
+def observable_stage(parent: pulumi.Resource, name: str, *, stack: StackBasics, key_arn: pulumi.Input[str],
                      api: aws.apigateway.RestApi, deployment: aws.apigateway.Deployment, throttle: Throttle,
                      access_log_name: str, depends_on: Sequence[pulumi.Resource] = ()) -> aws.apigateway.Stage:
     """The ``v1`` stage: JSON access logs and execution logs in encrypted log groups, X-Ray, detailed metrics,
     throttling. Execution logs never hold bodies (they carry reader data)."""
-    access_logs = encrypted_log_group(parent, f"{name}-access-logs", settings, key_arn,
-                                      f"/aws/vendedlogs/{settings.name_prefix}/apigateway/{access_log_name}")
+    access_logs = encrypted_log_group(parent, f"{name}-access-logs", stack, key_arn,
+                                      f"/aws/vendedlogs/{stack.name_prefix}/apigateway/{access_log_name}")
     # API Gateway writes execution logs to this fixed name; creating it first makes it encrypted and retained.
-    execution_logs = encrypted_log_group(parent, f"{name}-execution-logs", settings, key_arn, pulumi.Output.concat(
+    execution_logs = encrypted_log_group(parent, f"{name}-execution-logs", stack, key_arn, pulumi.Output.concat(
         "API-Gateway-Execution-Logs_", api.id, f"/{STAGE_NAME}"))
     stage = aws.apigateway.Stage(
         f"{name}-stage",

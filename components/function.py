@@ -12,24 +12,17 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from common.contract import METRICS_NAMESPACE
 from components.iam import account_and_partition, service_role
-from components.settings import LAMBDA_RUNTIME, StackSettings
+from components.settings import LAMBDA_RUNTIME, StackBasics
+from components.shared import failure_queue
 
 HANDLERS_ROOT = Path(__file__).resolve().parent.parent / "handlers"
 SHARED_MODULE = "common"
-METRICS_NAMESPACE = "ClickstreamPersonalization"
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: the longest time to notice and redrive a failure
 
 _MODULE_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _MANAGED_ENV = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE")
-
-
-def failure_queue(parent: pulumi.Resource, name: str, physical_name: str,
-                  key_arn: pulumi.Input[str]) -> aws.sqs.Queue:
-    """An SQS queue that keeps what could not be processed: encrypted with the stack key, kept as long as SQS can."""
-    return aws.sqs.Queue(name, name=physical_name, kms_master_key_id=key_arn, kms_data_key_reuse_period_seconds=300,
-                         message_retention_seconds=DLQ_RETENTION_SECONDS, opts=pulumi.ResourceOptions(parent=parent))
 
 
 class FunctionConfigError(ValueError):
@@ -68,7 +61,7 @@ def code_archive(handlers_root: Path, module: str) -> pulumi.AssetArchive:
 
 @dataclass(frozen=True)
 class FunctionArgs:
-    settings: StackSettings
+    stack: StackBasics
     key_arn: pulumi.Input[str]
     handler_module: str
     description: str
@@ -116,15 +109,15 @@ class LambdaFunction(pulumi.ComponentResource):
         args.validate()
         code = code_archive(args.handlers_root, args.handler_module)
         super().__init__("clickstream:compute:LambdaFunction", name, None, opts)
-        settings = args.settings
-        function_name = settings.physical_name(args.handler_module.replace("_", "-"))
+        stack = args.stack
+        function_name = stack.physical_name(args.handler_module.replace("_", "-"))
         child = pulumi.ResourceOptions(parent=self)
         _, partition = account_and_partition(self)
 
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/aws/lambda/{function_name}",
-            retention_in_days=settings.log_retention_days,
+            retention_in_days=stack.log_retention_days,
             kms_key_id=args.key_arn,
             opts=child,
         )
@@ -141,7 +134,7 @@ class LambdaFunction(pulumi.ComponentResource):
         ]
         if args.asynchronous:
             self.dead_letter_queue = failure_queue(
-                self, f"{name}-dlq", settings.physical_name(f"{args.handler_module.replace('_', '-')}-dlq", 80),
+                self, f"{name}-dlq", stack.physical_name(f"{args.handler_module.replace('_', '-')}-dlq", 80),
                 args.key_arn)
             statements += [
                 {"Sid": "DeadLetterFailedEvents", "Effect": "Allow", "Action": ["sqs:SendMessage"],
@@ -160,10 +153,10 @@ class LambdaFunction(pulumi.ComponentResource):
             description=args.description,
             role=self.role.arn,
             runtime=LAMBDA_RUNTIME,
-            architectures=[settings.lambda_architecture],
+            architectures=[stack.lambda_architecture],
             handler=f"{args.handler_module}.handler",
             code=code,
-            layers=[partition.apply(settings.powertools_layer_arn)],
+            layers=[partition.apply(stack.powertools_layer_arn)],
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,
             reserved_concurrent_executions=args.reserved_concurrency,

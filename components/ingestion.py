@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,33 +10,34 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from common.contract import Key
 from components import templates
 from components.apistage import (
+    ApiDefinition,
     Throttle,
     api_key_with_usage_plan,
     cors_preflight,
-    encrypted_log_group,
     gateway_responses,
     observable_stage,
     regional_rest_api,
 )
-from components.iam import account_and_partition, policy_document, service_role, source_account
-from components.settings import StackSettings
+from components.iam import policy_document, service_role, source_account
+from components.settings import IngestionSettings, SiteSettings, StackBasics
+from components.shared import StackArns, encrypted_log_group
 
 MODEL_NAME = "ClickstreamEventBatch"
 # Firehose partitions by arrival time (UTC hour). Client timestamps could scatter a batch over arbitrary dates.
-EVENTS_PREFIX = "events/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
-ERRORS_PREFIX = ("errors/!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/"
+EVENTS_PREFIX = Key.EVENTS + "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
+ERRORS_PREFIX = (Key.ERRORS + "!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/"
                  "day=!{timestamp:dd}/")
 
 
-def lifecycle_rules(settings: StackSettings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+def lifecycle_rules(ingestion: IngestionSettings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
     """The raw bucket's lifecycle: history kept (training reads it), cheaper storage after a while, no debris."""
-    ingestion = settings.ingestion
     s3 = aws.s3
     rules = []
     if ingestion.raw_transition_days or ingestion.raw_expiration_days:
-        for prefix in ("events/", "errors/"):
+        for prefix in (Key.EVENTS, Key.ERRORS):
             rules.append(s3.BucketLifecycleConfigurationRuleArgs(
                 id=f"{prefix.rstrip('/')}-storage",
                 status="Enabled",
@@ -62,7 +62,9 @@ def lifecycle_rules(settings: StackSettings) -> list[aws.s3.BucketLifecycleConfi
 
 @dataclass(frozen=True)
 class IngestionArgs:
-    settings: StackSettings
+    stack: StackBasics
+    ingestion: IngestionSettings
+    sites: SiteSettings
     key_arn: pulumi.Input[str]
 
 
@@ -81,16 +83,17 @@ class IngestionPipeline(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: IngestionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("clickstream:ingestion:IngestionPipeline", name, None, opts)
-        self._settings = args.settings
+        self._stack, self._ingestion = args.stack, args.ingestion
         self._key_arn = args.key_arn
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        self._account, self._partition = account_and_partition(self)
+        self._arns = StackArns.of(self, args.stack)
+        self._account, self._partition = self._arns.account, self._arns.partition
 
         self._stream()
         self._raw_bucket()
         self._firehose()
-        self._api()
+        self._api(args.sites.cors_allowed_origins)
         self.register_outputs({
             "collectUrl": self.collect_url,
             "streamName": self.stream.name,
@@ -100,15 +103,15 @@ class IngestionPipeline(pulumi.ComponentResource):
 
     def _role(self, suffix: str, service: str, statements: Sequence[Mapping[str, Any]],
               conditions: Mapping[str, Any]) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-        return service_role(self, f"{self._name}-{suffix}", self._settings.physical_name(suffix), service,
+        return service_role(self, f"{self._name}-{suffix}", self._stack.physical_name(suffix), service,
                             statements, conditions=conditions)
 
     def _stream(self) -> None:
-        ingestion = self._settings.ingestion
+        ingestion = self._ingestion
         provisioned = ingestion.stream_mode == "PROVISIONED"
         self.stream = aws.kinesis.Stream(
             f"{self._name}-stream",
-            name=self._settings.physical_name("clicks"),
+            name=self.stream_name,
             encryption_type="KMS",
             kms_key_id=self._key_arn,
             retention_period=ingestion.stream_retention_hours,
@@ -118,7 +121,7 @@ class IngestionPipeline(pulumi.ComponentResource):
         )
 
     def _raw_bucket(self) -> None:
-        bucket_name = self._account.apply(lambda account: self._settings.physical_name(f"raw-{account}", 63))
+        bucket_name = self._account.apply(lambda account: self._stack.physical_name(f"raw-{account}", 63))
         # Derived from the name, not the bucket's output, so the TLS policy is known at preview time.
         self._bucket_arn = pulumi.Output.concat("arn:", self._partition, ":s3:::", bucket_name)
         self.bucket = aws.s3.Bucket(f"{self._name}-raw", bucket=bucket_name, force_destroy=False, opts=self._child)
@@ -170,7 +173,7 @@ class IngestionPipeline(pulumi.ComponentResource):
                 "Effect": "Allow",
                 "Principal": {"Service": "personalize.amazonaws.com"},
                 "Action": ["s3:GetObject", "s3:ListBucket"],
-                "Resource": [self._bucket_arn, pulumi.Output.concat(self._bucket_arn, "/prepared/*")],
+                "Resource": [self._bucket_arn, pulumi.Output.concat(self._bucket_arn, f"/{Key.PREPARED}*")],
                 "Condition": {"StringEquals": {"aws:SourceAccount": self._account}},
             }]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
@@ -178,17 +181,17 @@ class IngestionPipeline(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(
             f"{self._name}-raw-lifecycle",
             bucket=self.bucket.id,
-            rules=lifecycle_rules(self._settings),
+            rules=lifecycle_rules(self._ingestion),
             opts=self._child,
         )
 
     def _firehose(self) -> None:
-        settings, ingestion = self._settings, self._settings.ingestion
-        log_group_name = f"/aws/vendedlogs/{settings.name_prefix}/firehose"
-        log_group = encrypted_log_group(self, f"{self._name}-firehose-logs", settings, self._key_arn, log_group_name)
+        stack, ingestion = self._stack, self._ingestion
+        log_group_name = f"/aws/vendedlogs/{stack.name_prefix}/firehose"
+        log_group = encrypted_log_group(self, f"{self._name}-firehose-logs", stack, self._key_arn, log_group_name)
         log_stream = aws.cloudwatch.LogStream(f"{self._name}-firehose-delivery", name="S3Delivery",
                                               log_group_name=log_group.name, opts=self._child)
-        region = settings.region
+        region = stack.region
         role, policy = self._role("firehose", "firehose.amazonaws.com", [
             {"Sid": "ReadClickStream", "Effect": "Allow",
              "Action": ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetShardIterator",
@@ -207,7 +210,7 @@ class IngestionPipeline(pulumi.ComponentResource):
         ], conditions={"StringEquals": {"sts:ExternalId": self._account}})
         self.delivery_stream = aws.kinesis.FirehoseDeliveryStream(
             f"{self._name}-delivery",
-            name=settings.physical_name("raw-delivery"),
+            name=stack.physical_name("raw-delivery"),
             destination="extended_s3",
             kinesis_source_configuration=aws.kinesis.FirehoseDeliveryStreamKinesisSourceConfigurationArgs(
                 kinesis_stream_arn=self.stream.arn, role_arn=role.arn),
@@ -236,120 +239,93 @@ class IngestionPipeline(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
 
-    def _api(self) -> None:
-        settings, ingestion = self._settings, self._settings.ingestion
-        origins = ingestion.cors_allowed_origins
-        api = self.api = regional_rest_api(
-            self, f"{self._name}-api", settings.physical_name("collect"),
-            "Collects reader events into the clickstream (no Lambda on this path)")
-        events = aws.apigateway.Resource(f"{self._name}-events", rest_api=api.id, parent_id=api.root_resource_id,
-                                         path_part="events", opts=self._child)
-        model = aws.apigateway.Model(
-            f"{self._name}-model",
-            rest_api=api.id,
-            name=MODEL_NAME,
-            content_type="application/json",
-            schema=json.dumps(templates.events_schema(ingestion.event_types)),
-            opts=self._child,
-        )
-        validator = aws.apigateway.RequestValidator(f"{self._name}-validator", rest_api=api.id,
-                                                    name="body-and-parameters", validate_request_body=True,
-                                                    validate_request_parameters=True, opts=self._child)
+    def _api(self, origins: tuple[str, ...]) -> None:
+        stack = self._stack
+        self.api = regional_rest_api(self, f"{self._name}-api", stack.physical_name("collect"),
+                                     "Collects reader events into the clickstream (no Lambda on this path)")
+        definition = ApiDefinition(self, self.api)
+        events = definition.add(aws.apigateway.Resource, f"{self._name}-events", parent_id=self.api.root_resource_id,
+                                path_part="events")
+        post, integration = self._put_records_route(definition, events)
+        self._put_records_responses(definition, events, post, integration, origins)
+        if origins:
+            cors_preflight(definition, self._name, events, origins, "POST,OPTIONS")
+        gateway_responses(definition, self._name, origins)
+        deployment = definition.deployment(f"{self._name}-deployment", "Collection API")
+        self._stage_and_key(deployment)
+
+    def _put_records_route(self, definition: ApiDefinition, events: aws.apigateway.Resource) -> tuple[
+            aws.apigateway.Method, aws.apigateway.Integration]:
+        """POST /events, validated against the event schema and mapped to Kinesis PutRecords by a template."""
+        ingestion, add = self._ingestion, definition.add
+        model = add(aws.apigateway.Model, f"{self._name}-model", name=MODEL_NAME, content_type="application/json",
+                    schema=json.dumps(templates.events_schema(ingestion.event_types)))
+        validator = add(aws.apigateway.RequestValidator, f"{self._name}-validator", name="body-and-parameters",
+                        validate_request_body=True, validate_request_parameters=True)
         role, role_policy = self._role("collect-api", "apigateway.amazonaws.com", [
             {"Sid": "PutClicks", "Effect": "Allow", "Action": ["kinesis:PutRecords"], "Resource": self.stream.arn},
             {"Sid": "EncryptClicks", "Effect": "Allow", "Action": ["kms:GenerateDataKey"], "Resource": self._key_arn,
-             "Condition": {"StringEquals": {"kms:ViaService": f"kinesis.{settings.region}.amazonaws.com"}}},
+             "Condition": {"StringEquals": {"kms:ViaService": f"kinesis.{self._stack.region}.amazonaws.com"}}},
         ], conditions=source_account(self._account))
-
         request_template = templates.put_records_request(self.stream_name, ingestion.collect_client_details)
-        post = aws.apigateway.Method(
-            f"{self._name}-post",
-            rest_api=api.id,
-            resource_id=events.id,
-            http_method="POST",
-            authorization="NONE",
-            api_key_required=ingestion.api_key_required,
-            request_validator_id=validator.id,
-            request_models={"application/json": model.name, "text/plain": model.name},
-            opts=self._child,
-        )
-        integration = aws.apigateway.Integration(
-            f"{self._name}-put-records",
-            rest_api=api.id,
-            resource_id=events.id,
-            http_method=post.http_method,
-            type="AWS",
-            integration_http_method="POST",
-            uri=pulumi.Output.concat("arn:", self._partition, ":apigateway:", settings.region,
+        post = add(aws.apigateway.Method, f"{self._name}-post", resource_id=events.id, http_method="POST",
+                   authorization="NONE", api_key_required=ingestion.api_key_required,
+                   request_validator_id=validator.id,
+                   request_models={"application/json": model.name, "text/plain": model.name})
+        integration = add(
+            aws.apigateway.Integration, f"{self._name}-put-records", depends_on=[role_policy],
+            resource_id=events.id, http_method=post.http_method, type="AWS", integration_http_method="POST",
+            uri=pulumi.Output.concat("arn:", self._partition, ":apigateway:", self._stack.region,
                                      ":kinesis:action/PutRecords"),
-            credentials=role.arn,
-            passthrough_behavior="NEVER",
+            credentials=role.arn, passthrough_behavior="NEVER",
             request_parameters={"integration.request.header.Content-Type": "'application/x-amz-json-1.1'"},
             # navigator.sendBeacon posts text/plain: the same template and validation apply.
-            request_templates={"application/json": request_template, "text/plain": request_template},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
-        )
+            request_templates={"application/json": request_template, "text/plain": request_template})
+        return post, integration
+
+    def _put_records_responses(self, definition: ApiDefinition, events: aws.apigateway.Resource,
+                               post: aws.apigateway.Method, integration: aws.apigateway.Integration,
+                               origins: tuple[str, ...]) -> None:
         header_names = ["Access-Control-Allow-Origin", "Retry-After", "Vary"]
-        responses: list[pulumi.Resource] = []
         for status, pattern, template in (
             ("200", None, templates.put_records_response(origins)),
             ("500", "4\\d{2}", templates.kinesis_error_response(origins)),
             ("503", "5\\d{2}", templates.kinesis_error_response(origins)),
         ):
-            method_response = aws.apigateway.MethodResponse(
-                f"{self._name}-post-{status}",
-                rest_api=api.id, resource_id=events.id, http_method=post.http_method, status_code=status,
-                response_models={"application/json": "Empty"},
-                response_parameters={f"method.response.header.{h}": False for h in header_names},
-                opts=self._child,
-            )
-            responses.append(aws.apigateway.IntegrationResponse(
-                f"{self._name}-put-records-{status}",
-                rest_api=api.id, resource_id=events.id, http_method=post.http_method, status_code=status,
-                selection_pattern=pattern,
-                response_templates={"application/json": template},
-                response_parameters={"method.response.header.Vary": "'Origin'"},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[integration, method_response]),
-            ))
-        if origins:
-            responses += cors_preflight(self, self._name, api, events, origins, "POST,OPTIONS")
-        responses += gateway_responses(self, self._name, api, origins)
+            method_response = definition.add(
+                aws.apigateway.MethodResponse, f"{self._name}-post-{status}", resource_id=events.id,
+                http_method=post.http_method, status_code=status, response_models={"application/json": "Empty"},
+                response_parameters={f"method.response.header.{h}": False for h in header_names})
+            definition.add(
+                aws.apigateway.IntegrationResponse, f"{self._name}-put-records-{status}",
+                depends_on=[integration, method_response], resource_id=events.id, http_method=post.http_method,
+                status_code=status, selection_pattern=pattern, response_templates={"application/json": template},
+                response_parameters={"method.response.header.Vary": "'Origin'"})
 
-        deployment_inputs = json.dumps({
-            "request": request_template, "responses": [templates.put_records_response(origins),
-                                                       templates.kinesis_error_response(origins)],
-            "schema": templates.events_schema(ingestion.event_types), "apiKey": ingestion.api_key_required,
-            "origins": list(origins),
-        }, sort_keys=True)
-        deployment = aws.apigateway.Deployment(
-            f"{self._name}-deployment",
-            rest_api=api.id,
-            description="Collection API",
-            triggers={"configuration": hashlib.sha256(deployment_inputs.encode()).hexdigest()},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[post, integration, *responses]),
-        )
+    def _stage_and_key(self, deployment: aws.apigateway.Deployment) -> None:
+        stack, ingestion = self._stack, self._ingestion
         throttle = Throttle(ingestion.throttle_rate_limit, ingestion.throttle_burst_limit, ingestion.quota_per_day)
         self.account = self._api_gateway_account() if ingestion.manage_api_gateway_account else None
-        self.stage = observable_stage(self, f"{self._name}-api", settings=settings, key_arn=self._key_arn, api=api,
+        self.stage = observable_stage(self, f"{self._name}-api", stack=stack, key_arn=self._key_arn, api=self.api,
                                       deployment=deployment, throttle=throttle, access_log_name="collect-access",
                                       depends_on=[self.account] if self.account else [])
         self.api_key = api_key_with_usage_plan(
-            self, self._name, physical_name=settings.physical_name("collect"),
-            description="Key of the sites that send reader events", api=api, stage=self.stage, throttle=throttle,
+            self, self._name, physical_name=stack.physical_name("collect"),
+            description="Key of the sites that send reader events", api=self.api, stage=self.stage,
+            throttle=throttle,
         ) if ingestion.api_key_required else None
         self.collect_url = pulumi.Output.concat(self.stage.invoke_url, "/events")
 
     @property
     def stream_name(self) -> str:
-        return self._settings.physical_name("clicks")
+        return self._stack.physical_name("clicks")
 
     @property
     def bucket_arn(self) -> pulumi.Output[str]:
         return self._bucket_arn
 
     def _api_gateway_account(self) -> aws.apigateway.Account:
-        logs_arn = pulumi.Output.concat("arn:", self._partition, ":logs:", self._settings.region, ":",
-                                        self._account, ":log-group:API-Gateway-Execution-Logs_*")
+        logs_arn = self._arns.arn("logs", "log-group:API-Gateway-Execution-Logs_*")
         role, policy = self._role("apigw-cloudwatch", "apigateway.amazonaws.com", [
             {"Sid": "WriteExecutionLogs", "Effect": "Allow",
              "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],

@@ -1,24 +1,25 @@
-"""Operations: one dashboard per stack, grouped by stage of the flow, and the alarms that wake someone up."""
+"""Operations: one dashboard per stack, grouped by stage of the flow, and the alarms that wake someone up.
+
+What they watch is passed by name (``Observed``), alarms are keyed by name, and the custom metrics come from the
+contract the handlers emit them by (``common.contract``).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeAlias
 
 import pulumi
 import pulumi_aws as aws
 
-from components.function import METRICS_NAMESPACE
-from components.iam import account_and_partition
-from components.settings import StackSettings
+from common.contract import METRICS_NAMESPACE, Metric, Service
+from components.settings import AlarmSettings, StackBasics
+from components.shared import StackArns, email_subscriptions
 
 STAGE = "v1"
 PERIOD = 300
-# The alarms, in the order ``alarm_specs`` returns them (one CloudWatch alarm each).
-ALARMS = ("processor-iterator-age", "processor-dead-letters", "processor-abandoned-batches", "collect-api-5xx",
-          "serve-api-5xx", "fallback-rate", "training-failed", "firehose-freshness", "waf-blocked-spike")
 
 
 @dataclass(frozen=True)
@@ -26,34 +27,43 @@ class Observed:
     """The physical names (and one ARN) of what the dashboard and alarms watch."""
 
     region: str
-    collect_api: str
-    serve_api: str
-    stream: str
-    delivery_stream: str
-    processor: str
-    recommendations: str
-    items: str
-    dead_letter_queue: str
-    failure_queue: str
-    training_machine_arn: str
-    web_acl: str
+    collect_api: pulumi.Input[str]
+    serve_api: pulumi.Input[str]
+    stream: pulumi.Input[str]
+    delivery_stream: pulumi.Input[str]
+    processor: pulumi.Input[str]
+    recommendations: pulumi.Input[str]
+    items: pulumi.Input[str]
+    dead_letter_queue: pulumi.Input[str]
+    failure_queue: pulumi.Input[str]
+    training_machine_arn: pulumi.Input[str]
+    web_acl: pulumi.Input[str]
+
+    def resolved(self) -> pulumi.Output[Observed]:
+        """The same names once known (the dashboard body is one JSON string)."""
+        # asdict would deep-copy the outputs, which Pulumi forbids.
+        return pulumi.Output.all(**{f.name: getattr(self, f.name) for f in fields(self)}).apply(
+            lambda values: Observed(**values))
+
+
+# (namespace, metric name, dimensions, statistic)
+MetricRef: TypeAlias = tuple[str, str, Mapping[str, pulumi.Input[str]], str]
 
 
 @dataclass(frozen=True)
 class AlarmSpec:
-    name: str
     description: str
     threshold: float
     evaluation_periods: int
-    # Either one metric (namespace, name, dimensions, stat) or metric math (expression over ids → metrics).
-    metric: tuple[str, str, dict[str, str], str] | None = None
+    # Either one metric or metric math (an expression over ids → metrics).
+    metric: MetricRef | None = None
     expression: str | None = None
-    inputs: dict[str, tuple[str, str, dict[str, str], str]] = field(default_factory=dict)
+    inputs: dict[str, MetricRef] = field(default_factory=dict)
     period: int = PERIOD
     treat_missing_data: str = "notBreaching"
 
 
-def _metric(namespace: str, name: str, dimensions: dict[str, str], **options: Any) -> list[Any]:
+def _metric(namespace: str, name: str, dimensions: Mapping[str, Any], **options: Any) -> list[Any]:
     row: list[Any] = [namespace, name]
     for key, value in dimensions.items():
         row += [key, value]
@@ -108,22 +118,23 @@ def dashboard_body(o: Observed, alarm_arns: Sequence[str]) -> dict[str, Any]:
             _widget("Processor duration (ms)", [_metric("AWS/Lambda", "Duration", {"FunctionName": o.processor})],
                     o.region, stat="p99"),
             _widget("Events sent / skipped / retried / dead-lettered", [
-                _metric(METRICS_NAMESPACE, m, {"service": "event-processor"})
-                for m in ("EventsSent", "EventsSkippedBeforeTraining", "EventsReportedForRetry",
-                          "EventsDeadLettered")], o.region),
+                _metric(METRICS_NAMESPACE, m, {"service": Service.EVENT_PROCESSOR})
+                for m in (Metric.EVENTS_SENT, Metric.EVENTS_SKIPPED, Metric.EVENTS_RETRIED,
+                          Metric.EVENTS_DEAD_LETTERED)], o.region),
         ]),
         ("Serving (recommendations, new items)", [
             _widget("Serving latency (p50, p99)", [_metric("AWS/ApiGateway", "Latency", serve, stat="p50"),
                                                    _metric("AWS/ApiGateway", "Latency", serve, stat="p99")],
                     o.region, stat="Average"),
             _widget("Fallback rate (%)", [
-                _metric(METRICS_NAMESPACE, "FallbackServed", {"service": "recommendations"}, id="f", visible=False),
-                _metric(METRICS_NAMESPACE, "RecommendationsServed", {"service": "recommendations"}, id="r",
+                _metric(METRICS_NAMESPACE, Metric.FALLBACK_SERVED, {"service": Service.RECOMMENDATIONS}, id="f",
                         visible=False),
+                _metric(METRICS_NAMESPACE, Metric.RECOMMENDATIONS_SERVED, {"service": Service.RECOMMENDATIONS},
+                        id="r", visible=False),
                 [{"expression": "100 * f / IF(r > 0, r, 1)", "label": "fallback %", "id": "rate"}]], o.region),
             _widget("Serving requests / 5xx, items stored", [
                 _metric("AWS/ApiGateway", "Count", serve), _metric("AWS/ApiGateway", "5XXError", serve),
-                _metric(METRICS_NAMESPACE, "ItemsStored", {"service": "items"})], o.region),
+                _metric(METRICS_NAMESPACE, Metric.ITEMS_STORED, {"service": Service.ITEMS})], o.region),
         ]),
         ("Training (Step Functions → Personalize)", [
             _widget("Executions succeeded / failed", [
@@ -148,55 +159,57 @@ def dashboard_body(o: Observed, alarm_arns: Sequence[str]) -> dict[str, Any]:
     return {"widgets": widgets}
 
 
-def alarm_specs(o: Observed, settings: StackSettings) -> list[AlarmSpec]:
-    a = settings.alarms
-
-    def rate(name: str, errors: tuple[str, str, dict[str, str], str], total: tuple[str, str, dict[str, str], str],
-             percent: int, description: str) -> AlarmSpec:
-        return AlarmSpec(name, description, percent, 2, expression="100 * e / IF(n > 0, n, 1)",
+def alarm_specs(o: Observed, alarms: AlarmSettings) -> dict[str, AlarmSpec]:
+    """The stack's alarms by name; dimensions are the watched resources' names as given (outputs or strings)."""
+    def rate(errors: MetricRef, total: MetricRef, percent: int, description: str) -> AlarmSpec:
+        return AlarmSpec(description, percent, 2, expression="100 * e / IF(n > 0, n, 1)",
                          inputs={"e": errors, "n": total})
 
     api = {"ApiName": o.collect_api, "Stage": STAGE}
     serve = {"ApiName": o.serve_api, "Stage": STAGE}
-    return [
-        AlarmSpec("processor-iterator-age", "The event processor is behind the stream: real time is delayed.",
-                  a.iterator_age_seconds * 1000, 5,
-                  metric=("AWS/Lambda", "IteratorAge", {"FunctionName": o.processor}, "Maximum"), period=60),
-        AlarmSpec("processor-dead-letters", "Records the processor could never deliver are in its DLQ.", 0, 1,
-                  metric=("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": o.dead_letter_queue},
-                          "Maximum")),
-        AlarmSpec("processor-abandoned-batches", "The stream mapping gave up on batches (metadata in the queue).",
-                  0, 1, metric=("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": o.failure_queue},
-                                "Maximum")),
-        rate("collect-api-5xx", ("AWS/ApiGateway", "5XXError", api, "Sum"), ("AWS/ApiGateway", "Count", api, "Sum"),
-             a.api_5xx_percent, "The collection API fails requests: events may be lost by clients that do not retry."),
-        rate("serve-api-5xx", ("AWS/ApiGateway", "5XXError", serve, "Sum"),
-             ("AWS/ApiGateway", "Count", serve, "Sum"), a.api_5xx_percent, "The serving API fails requests."),
-        rate("fallback-rate", (METRICS_NAMESPACE, "FallbackServed", {"service": "recommendations"}, "Sum"),
-             (METRICS_NAMESPACE, "RecommendationsServed", {"service": "recommendations"}, "Sum"),
-             a.fallback_percent, "Too many readers get the fallback list instead of personalized posts."),
-        AlarmSpec("training-failed", "A training run failed; the notification on the training topic says where.",
-                  0, 1, metric=("AWS/States", "ExecutionsFailed", {"StateMachineArn": o.training_machine_arn},
-                                "Sum")),
-        AlarmSpec("firehose-freshness", "Raw clicks are not reaching S3 in time.", a.firehose_freshness_seconds, 2,
-                  metric=("AWS/Firehose", "DeliveryToS3.DataFreshness", {"DeliveryStreamName": o.delivery_stream},
-                          "Maximum")),
-        AlarmSpec("waf-blocked-spike", "AWS WAF blocks an unusual number of requests (attack or false positives).",
-                  a.waf_blocked_per_5_minutes, 1,
-                  metric=("AWS/WAFV2", "BlockedRequests", {"WebACL": o.web_acl, "Region": o.region, "Rule": "ALL"},
-                          "Sum")),
-    ]
-
-
-def _item(index: int) -> Callable[[list[AlarmSpec]], AlarmSpec]:
-    return lambda specs: specs[index]
+    recommendations = {"service": Service.RECOMMENDATIONS}
+    return {
+        "processor-iterator-age": AlarmSpec(
+            "The event processor is behind the stream: real time is delayed.", alarms.iterator_age_seconds * 1000, 5,
+            metric=("AWS/Lambda", "IteratorAge", {"FunctionName": o.processor}, "Maximum"), period=60),
+        "processor-dead-letters": AlarmSpec(
+            "Records the processor could never deliver are in its DLQ.", 0, 1,
+            metric=("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": o.dead_letter_queue}, "Maximum")),
+        "processor-abandoned-batches": AlarmSpec(
+            "The stream mapping gave up on batches (metadata in the queue).", 0, 1,
+            metric=("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": o.failure_queue}, "Maximum")),
+        "collect-api-5xx": rate(
+            ("AWS/ApiGateway", "5XXError", api, "Sum"), ("AWS/ApiGateway", "Count", api, "Sum"),
+            alarms.api_5xx_percent, "The collection API fails requests: events may be lost by clients that do not "
+                                    "retry."),
+        "serve-api-5xx": rate(
+            ("AWS/ApiGateway", "5XXError", serve, "Sum"), ("AWS/ApiGateway", "Count", serve, "Sum"),
+            alarms.api_5xx_percent, "The serving API fails requests."),
+        "fallback-rate": rate(
+            (METRICS_NAMESPACE, Metric.FALLBACK_SERVED, recommendations, "Sum"),
+            (METRICS_NAMESPACE, Metric.RECOMMENDATIONS_SERVED, recommendations, "Sum"),
+            alarms.fallback_percent, "Too many readers get the fallback list instead of personalized posts."),
+        "training-failed": AlarmSpec(
+            "A training run failed; the notification on the training topic says where.", 0, 1,
+            metric=("AWS/States", "ExecutionsFailed", {"StateMachineArn": o.training_machine_arn}, "Sum")),
+        "firehose-freshness": AlarmSpec(
+            "Raw clicks are not reaching S3 in time.", alarms.firehose_freshness_seconds, 2,
+            metric=("AWS/Firehose", "DeliveryToS3.DataFreshness", {"DeliveryStreamName": o.delivery_stream},
+                    "Maximum")),
+        "waf-blocked-spike": AlarmSpec(
+            "AWS WAF blocks an unusual number of requests (attack or false positives).",
+            alarms.waf_blocked_per_5_minutes, 1,
+            metric=("AWS/WAFV2", "BlockedRequests", {"WebACL": o.web_acl, "Region": o.region, "Rule": "ALL"},
+                    "Sum")),
+    }
 
 
 @dataclass(frozen=True)
 class ObservabilityArgs:
-    settings: StackSettings
+    stack: StackBasics
+    alarms: AlarmSettings
     key_arn: pulumi.Input[str]
-    observed: pulumi.Input[Observed]
+    observed: Observed
 
 
 class Observability(pulumi.ComponentResource):
@@ -205,56 +218,48 @@ class Observability(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("clickstream:operations:Observability", name, None, opts)
-        settings = args.settings
+        stack = args.stack
         child = pulumi.ResourceOptions(parent=self)
-        account, partition = account_and_partition(self)
-        self.topic = aws.sns.Topic(f"{name}-alarms", name=settings.physical_name("alarms"),
+        arns = StackArns.of(self, stack)
+        self.topic = aws.sns.Topic(f"{name}-alarms", name=stack.physical_name("alarms"),
                                    kms_master_key_id=args.key_arn, opts=child)
-        for index, email in enumerate(settings.alarms.emails):
-            aws.sns.TopicSubscription(f"{name}-alarm-email-{index}", topic=self.topic.arn, protocol="email",
-                                      endpoint=email, opts=child)
-        observed = pulumi.Output.from_input(args.observed)
-        specs = observed.apply(lambda o: alarm_specs(o, settings))
-        alarm_names = [settings.physical_name(f"alarm-{alarm}", 255) for alarm in ALARMS]
-        for index, alarm in enumerate(ALARMS):
-            self._alarm(f"{name}-{alarm}", alarm_names[index], specs.apply(_item(index)))
-        alarm_arns = pulumi.Output.all(partition, account).apply(lambda v: [
-            f"arn:{v[0]}:cloudwatch:{settings.region}:{v[1]}:alarm:{n}" for n in alarm_names])
+        email_subscriptions(self, f"{name}-alarm-email", self.topic, args.alarms.emails)
+        alarm_arns = []
+        for alarm, spec in alarm_specs(args.observed, args.alarms).items():
+            physical = stack.physical_name(f"alarm-{alarm}", 255)
+            self._alarm(f"{name}-{alarm}", physical, alarm, spec)
+            alarm_arns.append(arns.arn("cloudwatch", f"alarm:{physical}"))
         self.dashboard = aws.cloudwatch.Dashboard(
-            f"{name}-dashboard", dashboard_name=settings.physical_name("clickstream"),
-            dashboard_body=pulumi.Output.all(observed, alarm_arns).apply(
+            f"{name}-dashboard", dashboard_name=stack.physical_name("clickstream"),
+            dashboard_body=pulumi.Output.all(args.observed.resolved(), pulumi.Output.all(*alarm_arns)).apply(
                 lambda v: json.dumps(dashboard_body(v[0], v[1]))),
             opts=child)
         self.register_outputs({"dashboard": self.dashboard.dashboard_name, "alarmTopic": self.topic.arn})
 
-    def _alarm(self, name: str, physical: str, spec: pulumi.Output[AlarmSpec]) -> aws.cloudwatch.MetricAlarm:
-        def queries(s: AlarmSpec) -> list[aws.cloudwatch.MetricAlarmMetricQueryArgs] | None:
-            if s.metric:
-                return None
-            inputs = [aws.cloudwatch.MetricAlarmMetricQueryArgs(
+    def _alarm(self, name: str, physical: str, label: str, spec: AlarmSpec) -> aws.cloudwatch.MetricAlarm:
+        queries = None
+        if spec.metric is None:
+            queries = [*(aws.cloudwatch.MetricAlarmMetricQueryArgs(
                 id=query_id, return_data=False, metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-                    namespace=namespace, metric_name=metric, dimensions=dimensions, period=s.period, stat=stat))
-                for query_id, (namespace, metric, dimensions, stat) in s.inputs.items()]
-            return [*inputs, aws.cloudwatch.MetricAlarmMetricQueryArgs(id="value", expression=s.expression,
-                                                                        label=s.name, return_data=True)]
-
-        def single(index: int) -> pulumi.Output[Any]:
-            return spec.apply(lambda s: s.metric[index] if s.metric else None)
-
+                    namespace=namespace, metric_name=metric, dimensions=dimensions, period=spec.period, stat=stat))
+                for query_id, (namespace, metric, dimensions, stat) in spec.inputs.items()),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(id="value", expression=spec.expression, label=label,
+                                                          return_data=True)]
+        namespace, metric_name, dimensions, statistic = spec.metric or (None, None, None, None)
         return aws.cloudwatch.MetricAlarm(
             name,
             name=physical,
-            alarm_description=spec.apply(lambda s: s.description),
+            alarm_description=spec.description,
             comparison_operator="GreaterThanThreshold",
-            threshold=spec.apply(lambda s: s.threshold),
-            evaluation_periods=spec.apply(lambda s: s.evaluation_periods),
-            treat_missing_data=spec.apply(lambda s: s.treat_missing_data),
-            namespace=single(0),
-            metric_name=single(1),
-            dimensions=single(2),
-            statistic=single(3),
-            period=spec.apply(lambda s: s.period if s.metric else None),
-            metric_queries=spec.apply(queries),
+            threshold=spec.threshold,
+            evaluation_periods=spec.evaluation_periods,
+            treat_missing_data=spec.treat_missing_data,
+            namespace=namespace,
+            metric_name=metric_name,
+            dimensions=dimensions,
+            statistic=statistic,
+            period=spec.period if spec.metric else None,
+            metric_queries=queries,
             alarm_actions=[self.topic.arn],
             ok_actions=[self.topic.arn],
             opts=pulumi.ResourceOptions(parent=self),

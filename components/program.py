@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from common.contract import Parameter
 from components.ingestion import IngestionArgs, IngestionPipeline
 from components.observability import Observability, ObservabilityArgs, Observed
 from components.realtime import RealtimeArgs, RealtimeEvents
@@ -25,31 +26,34 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         default_tags=aws.ProviderDefaultTagsArgs(tags=dict(settings.tags)),
     )
     opts = pulumi.ResourceOptions(provider=provider)
-    key = EncryptionKey(settings.physical_name("key"), EncryptionKeyArgs(settings=settings), opts=opts)
-    ingestion = IngestionPipeline(settings.physical_name("ingestion"),
-                                  IngestionArgs(settings=settings, key_arn=key.arn), opts=opts)
-    realtime = RealtimeEvents(settings.physical_name("realtime"),
-                              RealtimeArgs(settings=settings, key_arn=key.arn, stream_arn=ingestion.stream.arn),
-                              opts=opts)
+    key = EncryptionKey(settings.physical_name("key"), EncryptionKeyArgs(stack=settings), opts=opts)
+    ingestion = IngestionPipeline(settings.physical_name("ingestion"), IngestionArgs(
+        stack=settings, ingestion=settings.ingestion, sites=settings.sites, key_arn=key.arn), opts=opts)
+    event_types = settings.ingestion.event_types
+    realtime = RealtimeEvents(settings.physical_name("realtime"), RealtimeArgs(
+        stack=settings, realtime=settings.realtime, published=settings.published, event_types=event_types,
+        key_arn=key.arn, stream_arn=ingestion.stream.arn), opts=opts)
     serving = ServingApi(settings.physical_name("serving"), ServingArgs(
-        settings=settings, key_arn=key.arn, data_bucket_name=ingestion.bucket.bucket,
-        data_bucket_arn=ingestion.bucket_arn, depends_on=[ingestion.account] if ingestion.account else []),
-        opts=opts)
+        stack=settings, serving=settings.serving, sites=settings.sites, published=settings.published,
+        key_arn=key.arn, data_bucket_name=ingestion.bucket.bucket, data_bucket_arn=ingestion.bucket_arn,
+        depends_on=[ingestion.account] if ingestion.account else []), opts=opts)
     training = TrainingOrchestration(settings.physical_name("training"), TrainingArgs(
-        settings=settings, key_arn=key.arn, data_bucket_name=ingestion.bucket.bucket,
-        data_bucket_arn=ingestion.bucket_arn), opts=opts)
+        stack=settings, training=settings.training, published=settings.published, event_types=event_types,
+        key_arn=key.arn, data_bucket_name=ingestion.bucket.bucket, data_bucket_arn=ingestion.bucket_arn), opts=opts)
     firewall = WebFirewall(settings.physical_name("firewall"), WebFirewallArgs(
-        settings=settings, key_arn=key.arn, stages=[ingestion.stage, serving.stage]), opts=opts)
+        stack=settings, waf=settings.waf, key_arn=key.arn,
+        stages={"collect": ingestion.stage, "serve": serving.stage}), opts=opts)
     replica = RawReplica(settings.physical_name("replica"), ReplicaArgs(
-        settings=settings, source_bucket=ingestion.bucket, source_bucket_arn=ingestion.bucket_arn,
+        stack=settings, source_bucket=ingestion.bucket, source_bucket_arn=ingestion.bucket_arn,
         source_key_arn=key.arn, source_versioning=ingestion.versioning), opts=opts) if settings.replica_region else None
-    observed = pulumi.Output.all(
-        ingestion.api.name, serving.api.name, ingestion.stream.name, ingestion.delivery_stream.name,
-        realtime.processor.name, serving.recommendations.name, serving.items.name, realtime.dead_letter_queue.name,
-        realtime.failure_queue.name, training.training_machine.arn, firewall.web_acl.name,
-    ).apply(lambda v: Observed(settings.region, *v))
-    operations = Observability(settings.physical_name("operations"),
-                               ObservabilityArgs(settings=settings, key_arn=key.arn, observed=observed), opts=opts)
+    observed = Observed(
+        region=settings.region, collect_api=ingestion.api.name, serve_api=serving.api.name,
+        stream=ingestion.stream.name, delivery_stream=ingestion.delivery_stream.name,
+        processor=realtime.processor.name, recommendations=serving.recommendations.name, items=serving.items.name,
+        dead_letter_queue=realtime.dead_letter_queue.name, failure_queue=realtime.failure_queue.name,
+        training_machine_arn=training.training_machine.arn, web_acl=firewall.web_acl.name)
+    operations = Observability(settings.physical_name("operations"), ObservabilityArgs(
+        stack=settings, alarms=settings.alarms, key_arn=key.arn, observed=observed), opts=opts)
     return {
         "region": settings.region,
         "namePrefix": settings.name_prefix,
@@ -63,7 +67,7 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         "eventProcessor": realtime.processor.name,
         "eventProcessorDeadLetterQueue": realtime.dead_letter_queue.url,
         "eventProcessorFailureQueue": realtime.failure_queue.url,
-        "trackingIdParameter": settings.parameter_name("tracking-id"),
+        "trackingIdParameter": settings.parameter_name(Parameter.TRACKING_ID),
         "servingUrl": serving.url,
         "servingApiKeyId": serving.api_key.id,
         "webAclArn": firewall.web_acl.arn,

@@ -8,14 +8,19 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.function import FunctionArgs, LambdaFunction, failure_queue
-from components.iam import account_and_partition
-from components.settings import StackSettings
+from common.contract import Env, Parameter
+from components.function import FunctionArgs, LambdaFunction
+from components.settings import PublishedSettings, RealtimeSettings, StackBasics
+from components.shared import StackArns, failure_queue
 
 
 @dataclass(frozen=True)
 class RealtimeArgs:
-    settings: StackSettings
+    stack: StackBasics
+    realtime: RealtimeSettings
+    published: PublishedSettings
+    # The event types the collection API accepts: the processor validates records against the same list.
+    event_types: tuple[str, ...]
     key_arn: pulumi.Input[str]
     stream_arn: pulumi.Input[str]
 
@@ -30,14 +35,14 @@ class RealtimeEvents(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RealtimeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("clickstream:realtime:RealtimeEvents", name, None, opts)
-        settings, realtime = args.settings, args.settings.realtime
+        stack, realtime = args.stack, args.realtime
         child = pulumi.ResourceOptions(parent=self)
-        account, partition = account_and_partition(self)
-        region = settings.region
-        tracking_parameter = settings.parameter_name("tracking-id")
+        arns = StackArns.of(self, stack)
+        region = stack.region
+        tracking_parameter = stack.parameter_name(Parameter.TRACKING_ID)
 
         def queue(suffix: str) -> aws.sqs.Queue:
-            return failure_queue(self, f"{name}-{suffix}", settings.physical_name(f"event-processor-{suffix}", 80),
+            return failure_queue(self, f"{name}-{suffix}", stack.physical_name(f"event-processor-{suffix}", 80),
                                  args.key_arn)
 
         # Records that can never be delivered, with their payload (written by the processor itself).
@@ -48,18 +53,18 @@ class RealtimeEvents(pulumi.ComponentResource):
         self.processor = LambdaFunction(
             f"{name}-processor",
             FunctionArgs(
-                settings=settings,
+                stack=stack,
                 key_arn=args.key_arn,
                 handler_module="event_processor",
                 description="Sends clickstream events from Kinesis to the Personalize event tracker",
                 memory_mb=realtime.memory_mb,
                 timeout_seconds=realtime.timeout_seconds,
                 environment={
-                    "TRACKING_ID_PARAMETER": tracking_parameter,
-                    "TRACKING_ID_CACHE_SECONDS": str(realtime.parameter_cache_seconds),
-                    "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue.url,
-                    "EVENT_TYPES": json.dumps(list(settings.ingestion.event_types)),
-                    "MAX_CONCURRENCY": str(realtime.concurrency),
+                    Env.TRACKING_ID_PARAMETER: tracking_parameter,
+                    Env.PARAMETER_CACHE_SECONDS: str(args.published.parameter_cache_seconds),
+                    Env.DEAD_LETTER_QUEUE_URL: self.dead_letter_queue.url,
+                    Env.EVENT_TYPES: json.dumps(list(args.event_types)),
+                    Env.MAX_CONCURRENCY: str(realtime.concurrency),
                 },
                 statements=[
                     {"Sid": "ReadClickStream", "Effect": "Allow",
@@ -70,8 +75,7 @@ class RealtimeEvents(pulumi.ComponentResource):
                      "Resource": args.key_arn,
                      "Condition": {"StringEquals": {"kms:ViaService": f"kinesis.{region}.amazonaws.com"}}},
                     {"Sid": "ReadTrackingId", "Effect": "Allow", "Action": ["ssm:GetParameter"],
-                     "Resource": pulumi.Output.concat("arn:", partition, ":ssm:", region, ":", account,
-                                                      ":parameter", tracking_parameter)},
+                     "Resource": arns.parameter(tracking_parameter)},
                     # PutEvents has no resource-level permissions (IAM service authorization reference): "*" is
                     # the only valid resource; the tracking id published by this stack's training selects the tracker.
                     {"Sid": "PutEvents", "Effect": "Allow", "Action": ["personalize:PutEvents"], "Resource": "*"},

@@ -8,12 +8,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import account_and_partition, policy_document, service_role, source_account
-from components.settings import StackSettings
+from components.settings import StackBasics
 
 
 @dataclass(frozen=True)
 class ReplicaArgs:
-    settings: StackSettings
+    stack: StackBasics
     source_bucket: aws.s3.Bucket
     source_bucket_arn: pulumi.Input[str]
     source_key_arn: pulumi.Input[str]
@@ -27,25 +27,25 @@ class RawReplica(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ReplicaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("clickstream:operations:RawReplica", name, None, opts)
-        settings = args.settings
-        replica_region = settings.replica_region
+        stack = args.stack
+        replica_region = stack.replica_region
         child = pulumi.ResourceOptions(parent=self)
         account, partition = account_and_partition(self)
         provider = aws.Provider(f"{name}-provider", region=replica_region,
-                                default_tags=aws.ProviderDefaultTagsArgs(tags=dict(settings.tags)), opts=child)
+                                default_tags=aws.ProviderDefaultTagsArgs(tags=dict(stack.tags)), opts=child)
         there = pulumi.ResourceOptions(parent=self, provider=provider)
 
         self.key = aws.kms.Key(
-            f"{name}-key", description=f"Encrypts the raw clickstream replica of {settings.project}/{settings.stack}",
-            enable_key_rotation=True, deletion_window_in_days=settings.kms_key_deletion_window_days,
+            f"{name}-key", description=f"Encrypts the raw clickstream replica of {stack.project}/{stack.stack}",
+            enable_key_rotation=True, deletion_window_in_days=stack.kms_key_deletion_window_days,
             policy=policy_document([{
                 "Sid": "EnableIamPoliciesOfThisAccount", "Effect": "Allow",
                 "Principal": {"AWS": pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")},
                 "Action": "kms:*", "Resource": "*"}]),
             opts=there)
-        aws.kms.Alias(f"{name}-alias", name=f"alias/{settings.name_prefix}-replica", target_key_id=self.key.key_id,
+        aws.kms.Alias(f"{name}-alias", name=f"alias/{stack.name_prefix}-replica", target_key_id=self.key.key_id,
                       opts=there)
-        bucket_name = account.apply(lambda a: settings.physical_name(f"raw-replica-{a}", 63))
+        bucket_name = account.apply(lambda a: stack.physical_name(f"raw-replica-{a}", 63))
         bucket_arn = pulumi.Output.concat("arn:", partition, ":s3:::", bucket_name)
         self.bucket = aws.s3.Bucket(f"{name}-bucket", bucket=bucket_name, force_destroy=False, opts=there)
         aws.s3.BucketServerSideEncryptionConfiguration(f"{name}-encryption", bucket=self.bucket.id, rules=[
@@ -70,7 +70,7 @@ class RawReplica(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[public_access]))
 
         source = args.source_bucket_arn
-        role, policy = service_role(self, name, settings.physical_name("raw-replication"), "s3.amazonaws.com", [
+        role, policy = service_role(self, name, stack.physical_name("raw-replication"), "s3.amazonaws.com", [
             {"Sid": "ReadSourceConfiguration", "Effect": "Allow",
              "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": source},
             {"Sid": "ReadSourceVersions", "Effect": "Allow",
@@ -80,7 +80,7 @@ class RawReplica(pulumi.ComponentResource):
              "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
              "Resource": pulumi.Output.concat(bucket_arn, "/*")},
             {"Sid": "DecryptSource", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": args.source_key_arn,
-             "Condition": {"StringLike": {"kms:ViaService": f"s3.{settings.region}.amazonaws.com"}}},
+             "Condition": {"StringLike": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}}},
             {"Sid": "EncryptReplica", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
              "Resource": self.key.arn,
              "Condition": {"StringLike": {"kms:ViaService": f"s3.{replica_region}.amazonaws.com"}}},

@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.settings import StackSettings
+from components.settings import StackBasics
 
 KEY_USER_ACTIONS = ("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*")
 
@@ -37,20 +37,20 @@ class ServiceKeyGrant:
         return statement
 
 
-def log_group_name_patterns(settings: StackSettings) -> tuple[str, ...]:
+def log_group_name_patterns(stack: StackBasics) -> tuple[str, ...]:
     """Every log group this stack creates is named under one of these patterns (the key only serves those)."""
-    prefix = settings.name_prefix
+    prefix = stack.name_prefix
     # API Gateway names execution log groups after the API id, which is not known before the API exists.
     return (f"/aws/lambda/{prefix}-*", f"/aws/vendedlogs/{prefix}/*", f"aws-waf-logs-{prefix}-*",
             "API-Gateway-Execution-Logs_*")
 
 
-def logs_grant(settings: StackSettings, account_id: str, partition: str, dns_suffix: str) -> ServiceKeyGrant:
-    arns = [f"arn:{partition}:logs:{settings.region}:{account_id}:log-group:{pattern}"
-            for pattern in log_group_name_patterns(settings)]
+def logs_grant(stack: StackBasics, account_id: str, partition: str, dns_suffix: str) -> ServiceKeyGrant:
+    arns = [f"arn:{partition}:logs:{stack.region}:{account_id}:log-group:{pattern}"
+            for pattern in log_group_name_patterns(stack)]
     return ServiceKeyGrant(
         sid="AllowCloudWatchLogsForThisStacksLogGroups",
-        service_principal=f"logs.{settings.region}.{dns_suffix}",
+        service_principal=f"logs.{stack.region}.{dns_suffix}",
         conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": arns}},
     )
 
@@ -82,7 +82,7 @@ def key_policy_document(account_id: str, partition: str, grants: Sequence[Servic
 
 @dataclass(frozen=True)
 class EncryptionKeyArgs:
-    settings: StackSettings
+    stack: StackBasics
     # Grants for services other than CloudWatch Logs, contributed by the components that use the key.
     extra_grants: Sequence[ServiceKeyGrant] = ()
 
@@ -96,29 +96,29 @@ class EncryptionKey(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EncryptionKeyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("clickstream:security:EncryptionKey", name, None, opts)
-        settings = args.settings
+        stack = args.stack
         invoke_opts = pulumi.InvokeOutputOptions(parent=self)
         account_id = aws.get_caller_identity_output(opts=invoke_opts).account_id
         partition = aws.get_partition_output(opts=invoke_opts)
 
         def policy(values: list[Any]) -> str:
             account, part, dns_suffix = values
-            grants = [logs_grant(settings, account, part, dns_suffix), alarms_grant(account), *args.extra_grants]
+            grants = [logs_grant(stack, account, part, dns_suffix), alarms_grant(account), *args.extra_grants]
             return json.dumps(key_policy_document(account, part, grants))
 
         self.key = aws.kms.Key(
             f"{name}-key",
-            description=f"Encrypts the data at rest of stack {settings.project}/{settings.stack}",
+            description=f"Encrypts the data at rest of stack {stack.project}/{stack.stack}",
             key_usage="ENCRYPT_DECRYPT",
             customer_master_key_spec="SYMMETRIC_DEFAULT",
             enable_key_rotation=True,
-            deletion_window_in_days=settings.kms_key_deletion_window_days,
+            deletion_window_in_days=stack.kms_key_deletion_window_days,
             policy=pulumi.Output.all(account_id, partition.partition, partition.dns_suffix).apply(policy),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.alias = aws.kms.Alias(
             f"{name}-alias",
-            name=f"alias/{settings.name_prefix}",
+            name=f"alias/{stack.name_prefix}",
             target_key_id=self.key.key_id,
             opts=pulumi.ResourceOptions(parent=self),
         )

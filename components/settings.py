@@ -2,17 +2,19 @@
 
 Every stack reads its configuration once, here, into frozen dataclasses. Nothing is created in AWS before the whole
 configuration is known to be valid: a bad value raises ``SettingsError`` naming the key, the value and what is
-allowed. ``CONFIG_KEYS`` is the single table of keys; ``Pulumi.yaml`` and the README's configuration reference are
-checked against it by the tests.
+allowed. ``CONFIG_KEYS`` is the single table of keys, each with its limits as data (range, choices, pattern, list
+bounds): the check, the error message and the allowed-values text of ``Pulumi.yaml`` and the README's configuration
+reference are all generated from it. Only rules that relate keys to each other are written as code.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 PROJECT = "clickstream-personalization"
 APP_TAG = "clickstream-personalization"
@@ -47,158 +49,256 @@ MAX_TAGS = 50  # per AWS resource; the provider merges default tags into this bu
 
 STREAM_MODES = ("ON_DEMAND", "PROVISIONED")
 DEFAULT_EVENT_TYPES = ["view", "click", "read", "share"]
+# Recipes whose campaigns answer GetRecommendations for a user (the "for you" list the training gates and serves).
+USER_RECIPES = ("aws-user-personalization-v2", "aws-user-personalization", "aws-popularity-count")
+# The offline metrics GetSolutionMetrics reports for those recipes.
+SOLUTION_METRICS = ("coverage", "mean_reciprocal_rank_at_25", "normalized_discounted_cumulative_gain_at_5",
+                    "normalized_discounted_cumulative_gain_at_10", "normalized_discounted_cumulative_gain_at_25",
+                    "precision_at_5", "precision_at_10", "precision_at_25")
+# Configuration keys of the AWS provider a stack may set (pulumi-aws), to catch typos such as aws:regoin.
+AWS_PROVIDER_KEYS = ("region", "profile", "accessKey", "secretKey", "token", "allowedAccountIds",
+                     "forbiddenAccountIds", "assumeRole", "assumeRoleWithWebIdentity", "defaultTags", "ignoreTags",
+                     "endpoints", "maxRetries", "retryMode", "sharedConfigFiles", "sharedCredentialsFiles",
+                     "skipCredentialsValidation", "skipMetadataApiCheck", "skipRegionValidation",
+                     "skipRequestingAccountId", "stsRegion", "customCaBundle", "httpProxy", "httpsProxy", "noProxy",
+                     "insecure", "s3UsePathStyle", "useFipsEndpoint", "useDualstackEndpoint")
 
 ConfigType: TypeAlias = Literal["string", "integer", "boolean", "array"]
 ConfigValue: TypeAlias = "str | int | bool | list[str] | None"
+# The settings group a key belongs to ("stack" for what every component uses), and the attribute it fills there.
+Group: TypeAlias = Literal["stack", "ingestion", "sites", "published", "realtime", "serving", "waf", "training",
+                           "alarms"]
+
+_EMAIL = (r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address")
 
 
 @dataclass(frozen=True)
 class ConfigKey:
-    """One key of the project's configuration namespace, as declared in Pulumi.yaml."""
+    """One key of the project's configuration namespace, as declared in Pulumi.yaml, with its limits as data."""
 
     name: str
     type: ConfigType
     default: ConfigValue
-    description: str
+    meaning: str
+    group: Group
+    field: str
+    minimum: float | None = None
+    maximum: float | None = None
+    # A value outside [minimum, maximum] that switches the feature off (0 for "no quota"), and what it means.
+    off: tuple[int, str] | None = None
+    choices: tuple[str | int, ...] = ()
+    # A regular expression for a string, or for each entry of an array, and the same in words.
+    pattern: tuple[str, str] | None = None
+    min_items: int = 0
+    max_items: int | None = None
+    unique: bool = False
+    # A decimal number given as a string (Pulumi config declares no float type).
+    decimal: bool = False
+
+    @property
+    def allowed(self) -> str:
+        """What the key accepts, in words (shown in errors, Pulumi.yaml and the README)."""
+        if self.type == "boolean":
+            return "true or false"
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.type == "integer" or self.decimal:
+            if self.minimum is not None and self.maximum is not None:
+                text = f"between {_number(self.minimum)} and {_number(self.maximum)}"
+            elif self.minimum is not None:
+                text = f"at least {_number(self.minimum)}"
+            else:
+                text = "any integer"
+            return f"{self.off[0]} ({self.off[1]}) or {text}" if self.off else text
+        entry = self.pattern[1] if self.pattern else "a string"
+        if self.type == "array":
+            count = (f"{self.min_items}-{self.max_items}" if self.min_items else f"at most {self.max_items}"
+                     ) if self.max_items is not None else "any number of"
+            return f"{count}{' distinct' if self.unique else ''} entries, each {entry}"
+        return entry + (", or empty" if self.default == "" else "")
+
+    @property
+    def description(self) -> str:
+        return f"{self.meaning} Allowed: {self.allowed}."
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _key(name: str, type_: ConfigType, default: ConfigValue, meaning: str, group: Group, field: str,
+         **limits: Any) -> ConfigKey:
+    return ConfigKey(name, type_, default, meaning, group, field, **limits)
 
 
 CONFIG_KEYS: tuple[ConfigKey, ...] = (
-    ConfigKey("environment", "string", None,
-              "Environment name (dev, staging, prod, ...): 2-12 lowercase letters or digits, starting with a letter. "
-              "Required."),
-    ConfigKey("namePrefix", "string", "",
-              "Prefix of every physical name. Empty: cp-<environment>-<region code>, unique per environment and "
-              "region so two stacks never collide in one account. 3-24 lowercase letters, digits or hyphens."),
-    ConfigKey("extraTags", "array", [],
-              "Extra tags for every taggable resource, as \"Key=Value\" strings. The keys app, environment and stack "
-              "are set by the program and cannot be overridden."),
-    ConfigKey("logRetentionDays", "integer", 30,
-              "Retention of every log group the stack creates; one of CloudWatch Logs' allowed values."),
-    ConfigKey("kmsKeyDeletionWindowDays", "integer", 30,
-              "Waiting period (7-30 days) before the stack's KMS key is deleted after `pulumi destroy`."),
-    ConfigKey("lambdaArchitecture", "string", "arm64", "Instruction set of every Lambda function: arm64 or x86_64."),
-    ConfigKey("powertoolsLayerVersion", "integer", 27,
-              "Version of the AWS-published Powertools for AWS Lambda (Python) v3 layer. The layer ARN is built "
-              "from the stack's region, the Lambda runtime and the architecture."),
-    ConfigKey("eventTypes", "array", DEFAULT_EVENT_TYPES,
-              "Event types the collection API accepts (1-20 distinct names, each a letter then up to 31 letters, "
-              "digits, _ or -)."),
-    ConfigKey("collectClientDetails", "boolean", False,
-              "Add the client's source IP and user agent to every collected event. Personal data: off unless your "
-              "privacy notice covers it."),
-    ConfigKey("collectionApiKeyRequired", "boolean", True,
-              "Require an API key (x-api-key) on POST /events. Turn off only for public browser collection, where "
-              "navigator.sendBeacon cannot send headers."),
-    ConfigKey("corsAllowedOrigins", "array", [],
-              "Origins (https://host[:port]) whose pages may call the collection API from a browser. Empty: no CORS."),
-    ConfigKey("apiThrottleRateLimit", "integer", 500,
-              "Steady-state requests per second the collection API stage accepts (1-10000)."),
-    ConfigKey("apiThrottleBurstLimit", "integer", 1000,
-              "Burst of requests the collection API stage accepts (1-5000, at least the rate limit)."),
-    ConfigKey("apiQuotaPerDay", "integer", 0,
-              "Requests per day allowed to the collection API key by its usage plan; 0 for no quota."),
-    ConfigKey("streamMode", "string", "ON_DEMAND", "Kinesis capacity mode: ON_DEMAND or PROVISIONED."),
-    ConfigKey("streamShardCount", "integer", 1,
-              "Shards of the stream in PROVISIONED mode (1-500); ignored on demand."),
-    ConfigKey("streamRetentionHours", "integer", 24,
-              "How long the stream keeps records (24-8760 hours): the window to replay or recover consumers."),
-    ConfigKey("firehoseBufferSeconds", "integer", 300,
-              "Firehose buffering interval before writing an object to S3 (60-900 seconds)."),
-    ConfigKey("firehoseBufferMiB", "integer", 64,
-              "Firehose buffering size before writing an object to S3 (1-128 MiB)."),
-    ConfigKey("rawDataTransitionDays", "integer", 30,
-              "Days after which raw clickstream objects move to S3 Standard-IA (at least 30); 0 to keep them in "
-              "Standard."),
-    ConfigKey("rawDataExpirationDays", "integer", 0,
-              "Days after which raw clickstream objects are deleted (0: never, training reads the history); must "
-              "exceed rawDataTransitionDays when both are set."),
-    ConfigKey("noncurrentVersionExpirationDays", "integer", 30,
-              "Days after which overwritten or deleted versions of raw objects are removed (1-3650)."),
-    ConfigKey("processorBatchSize", "integer", 100,
-              "Records per invocation of the real-time event processor (1-10000)."),
-    ConfigKey("processorBatchingWindowSeconds", "integer", 1,
-              "Seconds the event source mapping may wait to fill a batch (0-300): latency against cost."),
-    ConfigKey("processorParallelizationFactor", "integer", 2,
-              "Concurrent batches per shard (1-10); a session stays on one shard and in order."),
-    ConfigKey("processorMaximumRecordAgeSeconds", "integer", 21600,
-              "Records older than this (60-604800 s) go to the on-failure queue instead of blocking a shard."),
-    ConfigKey("processorMaximumRetryAttempts", "integer", 10,
-              "Retries of a failing batch before its metadata goes to the on-failure queue (0-10000)."),
-    ConfigKey("processorConcurrency", "integer", 8,
-              "PutEvents calls in flight at once inside one invocation (1-64)."),
-    ConfigKey("processorMemoryMb", "integer", 512, "Memory of the event processor (128-10240 MB)."),
-    ConfigKey("processorTimeoutSeconds", "integer", 60, "Timeout of the event processor (10-900 s)."),
-    ConfigKey("parameterCacheSeconds", "integer", 60,
-              "How long functions cache what training publishes in SSM (1-3600 s): a new tracker or campaign "
-              "is picked up within this time."),
-    ConfigKey("personalizeFilters", "array", ['unread=EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("read")'],
-              "Recommendation filters as \"name=expression\" (Personalize filter expressions), at most 10; "
-              "clients pass the name as ?filter=<name>."),
-    ConfigKey("servingThrottleRateLimit", "integer", 200,
-              "Steady-state requests per second of the serving API stage and its key (1-10000)."),
-    ConfigKey("servingThrottleBurstLimit", "integer", 400,
-              "Burst of requests of the serving API stage and its key (1-5000, at least the rate limit)."),
-    ConfigKey("wafRateLimitPer5Minutes", "integer", 2000,
-              "Requests one client IP may make in 5 minutes before AWS WAF blocks it (10-2000000000)."),
-    ConfigKey("wafBlockAnonymousIps", "boolean", False,
-              "Also block VPNs, proxies and Tor (the AWS anonymous-IP list); readers behind them lose access."),
-    ConfigKey("wafCountOnlyRules", "array", [],
-              "Managed rules to count instead of block, as \"RuleGroup:RuleName\" (for false positives you have "
-              "seen in the WAF logs)."),
-    ConfigKey("trainingRecipe", "string", "aws-user-personalization-v2",
-              "Amazon Personalize recipe the solution trains with (its name, e.g. aws-user-personalization-v2)."),
-    ConfigKey("trainingMetric", "string", "normalized_discounted_cumulative_gain_at_25",
-              "Offline metric the gate compares before promoting a new solution version."),
-    ConfigKey("trainingMetricTolerance", "string", "0.01",
-              "How much worse (absolute, 0-1) the new version's metric may be and still be promoted."),
-    ConfigKey("trainingMinInteractions", "integer", 1000,
-              "Interactions needed to train (at least Personalize's minimum, 1000)."),
-    ConfigKey("trainingMinUsersWithTwoInteractions", "integer", 25,
-              "Users with 2 or more interactions needed to train (at least Personalize's minimum, 25)."),
-    ConfigKey("campaignMinProvisionedTps", "integer", 1,
-              "Minimum provisioned transactions per second of the campaign (1-500); billed at least this."),
-    ConfigKey("trainingSchedule", "string", "",
-              "EventBridge Scheduler expression for retraining, e.g. rate(7 days) or cron(0 3 ? * SUN *); empty: "
-              "no schedule (run `python -m tools.train`)."),
-    ConfigKey("trainingNotificationEmails", "array", [],
-              "E-mail addresses subscribed to the training notifications (each must confirm the subscription)."),
-    ConfigKey("trainingShards", "integer", 8,
-              "Parts the prepared interactions are split into (1-64): more for more data per run."),
-    ConfigKey("trainingPollSeconds", "integer", 60,
-              "Seconds between status checks of Personalize jobs (10-3600)."),
-    ConfigKey("alarmEmails", "array", [],
-              "E-mail addresses subscribed to the operations alarms topic (each must confirm the subscription)."),
-    ConfigKey("alarmIteratorAgeSeconds", "integer", 300,
-              "Alarm when the event processor falls this far behind the stream (60-86400 s)."),
-    ConfigKey("alarmApi5xxPercent", "integer", 1, "Alarm when this share of API requests fail with 5xx (1-100 %)."),
-    ConfigKey("alarmFallbackPercent", "integer", 20,
-              "Alarm when this share of recommendations come from the fallback list (1-100 %)."),
-    ConfigKey("alarmFirehoseFreshnessSeconds", "integer", 900,
-              "Alarm when the oldest record not yet in S3 is this old (60-86400 s)."),
-    ConfigKey("alarmWafBlockedPer5Minutes", "integer", 1000,
-              "Alarm when AWS WAF blocks more requests than this in 5 minutes (1-10000000)."),
-    ConfigKey("replicaRegion", "string", "",
-              "Region the raw clickstream bucket is replicated to for disaster recovery (with its own KMS key there); "
-              "empty: no replica. Must differ from the stack's region."),
-    ConfigKey("manageApiGatewayAccount", "boolean", True,
-              "Set the region's API Gateway CloudWatch role (an account-wide setting needed for execution logs). "
-              "Only one stack per account and region may manage it: set false in the others."),
+    _key("environment", "string", None, "Environment name (dev, staging, prod, ...). Required.", "stack",
+         "environment", pattern=(r"^[a-z][a-z0-9]{1,11}$", "2-12 lowercase letters or digits, starting with a letter")),
+    _key("namePrefix", "string", "",
+         "Prefix of every physical name. Empty: cp-<environment>-<region code>, unique per environment and region so "
+         "two stacks never collide in one account.", "stack", "name_prefix",
+         pattern=(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$",
+                  "3-24 lowercase letters, digits or hyphens, starting with a letter and not ending in a hyphen")),
+    _key("extraTags", "array", [],
+         "Extra tags for every taggable resource. The keys app, environment and stack are set by the program and "
+         "cannot be overridden; keys starting with aws: are AWS's.", "stack", "tags",
+         max_items=MAX_TAGS - len(RESERVED_TAG_KEYS),
+         pattern=(r"^([\w .:/=+\-@]{1,128})=([\w .:/=+\-@]{0,256})$",
+                  "Key=Value, key 1-128 and value 0-256 of letters, digits, spaces and _.:/=+-@")),
+    _key("logRetentionDays", "integer", 30, "Retention of every log group the stack creates (CloudWatch Logs' values).",
+         "stack", "log_retention_days", choices=LOG_RETENTION_DAYS),
+    _key("kmsKeyDeletionWindowDays", "integer", 30,
+         "Waiting period in days before the stack's KMS key is deleted after `pulumi destroy`.", "stack",
+         "kms_key_deletion_window_days", minimum=7, maximum=30),
+    _key("lambdaArchitecture", "string", "arm64", "Instruction set of every Lambda function.", "stack",
+         "lambda_architecture", choices=LAMBDA_ARCHITECTURES),
+    _key("powertoolsLayerVersion", "integer", 27,
+         "Version of the AWS-published Powertools for AWS Lambda (Python) v3 layer. The layer ARN is built from the "
+         "stack's region, the Lambda runtime and the architecture.", "stack", "powertools_layer_version", minimum=1),
+    _key("eventTypes", "array", DEFAULT_EVENT_TYPES, "Event types the collection API accepts.", "ingestion",
+         "event_types", min_items=1, max_items=20, unique=True,
+         pattern=(r"^[a-zA-Z][a-zA-Z0-9_-]{0,31}$", "a letter then up to 31 letters, digits, _ or -")),
+    _key("collectClientDetails", "boolean", False,
+         "Add the client's source IP and user agent to every collected event. Personal data: off unless your privacy "
+         "notice covers it.", "ingestion", "collect_client_details"),
+    _key("collectionApiKeyRequired", "boolean", True,
+         "Require an API key (x-api-key) on POST /events. Turn off only for public browser collection, where "
+         "navigator.sendBeacon cannot send headers.", "ingestion", "api_key_required"),
+    _key("corsAllowedOrigins", "array", [],
+         "Origins whose pages may call the collection and serving APIs from a browser. Empty: no CORS.", "sites",
+         "cors_allowed_origins", max_items=10, unique=True,
+         pattern=(r"^(https://[a-z0-9.-]+|http://localhost)(:[0-9]{1,5})?$",
+                  "https://host[:port] (or http://localhost[:port]), lowercase, without a path")),
+    _key("apiThrottleRateLimit", "integer", 500,
+         "Steady-state requests per second the collection API stage accepts.", "ingestion", "throttle_rate_limit",
+         minimum=1, maximum=10000),
+    _key("apiThrottleBurstLimit", "integer", 1000,
+         "Burst of requests the collection API stage accepts (at least the rate limit).", "ingestion",
+         "throttle_burst_limit", minimum=1, maximum=5000),
+    _key("apiQuotaPerDay", "integer", 0, "Requests per day allowed to the collection API key by its usage plan.",
+         "ingestion", "quota_per_day", minimum=1, off=(0, "no quota")),
+    _key("streamMode", "string", "ON_DEMAND", "Kinesis capacity mode.", "ingestion", "stream_mode",
+         choices=STREAM_MODES),
+    _key("streamShardCount", "integer", 1, "Shards of the stream in PROVISIONED mode; ignored on demand.",
+         "ingestion", "stream_shard_count", minimum=1, maximum=500),
+    _key("streamRetentionHours", "integer", 24,
+         "How long the stream keeps records, in hours: the window to replay or recover consumers.", "ingestion",
+         "stream_retention_hours", minimum=24, maximum=8760),
+    _key("firehoseBufferSeconds", "integer", 300, "Firehose buffering interval in seconds before writing to S3.",
+         "ingestion", "firehose_buffer_seconds", minimum=60, maximum=900),
+    _key("firehoseBufferMiB", "integer", 64, "Firehose buffering size in MiB before writing an object to S3.",
+         "ingestion", "firehose_buffer_mib", minimum=1, maximum=128),
+    _key("rawDataTransitionDays", "integer", 30,
+         "Days after which raw clickstream objects move to S3 Standard-IA (its minimum is 30).", "ingestion",
+         "raw_transition_days", minimum=30, off=(0, "keep them in Standard")),
+    _key("rawDataExpirationDays", "integer", 0,
+         "Days after which raw clickstream objects are deleted; must exceed rawDataTransitionDays when both are set.",
+         "ingestion", "raw_expiration_days", minimum=1, off=(0, "never: training reads the history")),
+    _key("noncurrentVersionExpirationDays", "integer", 30,
+         "Days after which overwritten or deleted versions of raw objects are removed.", "ingestion",
+         "noncurrent_version_expiration_days", minimum=1, maximum=3650),
+    _key("processorBatchSize", "integer", 100, "Records per invocation of the real-time event processor.",
+         "realtime", "batch_size", minimum=1, maximum=10000),
+    _key("processorBatchingWindowSeconds", "integer", 1,
+         "Seconds the event source mapping may wait to fill a batch: latency against cost.", "realtime",
+         "batching_window_seconds", minimum=0, maximum=300),
+    _key("processorParallelizationFactor", "integer", 2,
+         "Concurrent batches per shard; a session stays on one shard and in order.", "realtime",
+         "parallelization_factor", minimum=1, maximum=10),
+    _key("processorMaximumRecordAgeSeconds", "integer", 21600,
+         "Records older than this (seconds) go to the on-failure queue instead of blocking a shard.", "realtime",
+         "maximum_record_age_seconds", minimum=60, maximum=604800),
+    _key("processorMaximumRetryAttempts", "integer", 10,
+         "Retries of a failing batch before its metadata goes to the on-failure queue.", "realtime",
+         "maximum_retry_attempts", minimum=0, maximum=10000),
+    _key("processorConcurrency", "integer", 8, "PutEvents calls in flight at once inside one invocation.",
+         "realtime", "concurrency", minimum=1, maximum=64),
+    _key("processorMemoryMb", "integer", 512, "Memory of the event processor in MB.", "realtime", "memory_mb",
+         minimum=128, maximum=10240),
+    _key("processorTimeoutSeconds", "integer", 60, "Timeout of the event processor in seconds.", "realtime",
+         "timeout_seconds", minimum=10, maximum=900),
+    _key("parameterCacheSeconds", "integer", 60,
+         "How long the functions cache what training publishes in SSM (seconds): a new tracker or campaign is "
+         "picked up within this time.", "published", "parameter_cache_seconds", minimum=1, maximum=3600),
+    _key("personalizeFilters", "array", ['unread=EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("read")'],
+         "Recommendation filters that training creates and publishes (Personalize filter expressions); clients pass "
+         "the name as ?filter=<name>.", "published", "filters", max_items=10,
+         pattern=(r"^([a-z][a-z0-9-]{0,30})=(.{1,2500})$",
+                  "name=expression, the name 1-31 lowercase letters, digits or - (unique), the expression 1-2500 "
+                  "chars, INCLUDE|EXCLUDE ItemID WHERE ... with balanced parentheses and quotes")),
+    _key("servingThrottleRateLimit", "integer", 200,
+         "Steady-state requests per second of the serving API stage and its key.", "serving", "throttle_rate_limit",
+         minimum=1, maximum=10000),
+    _key("servingThrottleBurstLimit", "integer", 400,
+         "Burst of requests of the serving API stage and its key (at least the rate limit).", "serving",
+         "throttle_burst_limit", minimum=1, maximum=5000),
+    _key("wafRateLimitPer5Minutes", "integer", 2000,
+         "Requests one client IP may make in 5 minutes before AWS WAF blocks it.", "waf", "rate_limit_per_5_minutes",
+         minimum=10, maximum=2_000_000_000),
+    _key("wafBlockAnonymousIps", "boolean", False,
+         "Also block VPNs, proxies and Tor (the AWS anonymous-IP list); readers behind them lose access.", "waf",
+         "block_anonymous_ips"),
+    _key("wafCountOnlyRules", "array", [],
+         "Managed rules to count instead of block (for false positives you have seen in the WAF logs).", "waf",
+         "count_only_rules", max_items=100, unique=True,
+         pattern=(r"^(AWSManagedRules[A-Za-z]+):([A-Za-z0-9_-]{1,128})$", "AWSManagedRules<Group>:<RuleName>")),
+    _key("trainingRecipe", "string", "aws-user-personalization-v2",
+         "Amazon Personalize recipe the solution trains with.", "training", "recipe", choices=USER_RECIPES),
+    _key("trainingMetric", "string", "normalized_discounted_cumulative_gain_at_25",
+         "Offline metric the gate compares before promoting a new solution version.", "training", "metric",
+         choices=SOLUTION_METRICS),
+    _key("trainingMetricTolerance", "string", "0.01",
+         "How much worse (absolute) the new version's metric may be and still be promoted.", "training",
+         "metric_tolerance", minimum=0, maximum=1, decimal=True),
+    _key("trainingMinInteractions", "integer", 1000, "Interactions needed to train (Personalize's minimum is 1000).",
+         "training", "min_interactions", minimum=1000),
+    _key("trainingMinUsersWithTwoInteractions", "integer", 25,
+         "Users with 2 or more interactions needed to train (Personalize's minimum is 25).", "training",
+         "min_users_with_two", minimum=25),
+    _key("campaignMinProvisionedTps", "integer", 1,
+         "Minimum provisioned transactions per second of the campaign; billed at least this.", "training",
+         "min_provisioned_tps", minimum=1, maximum=500),
+    _key("trainingSchedule", "string", "",
+         "EventBridge Scheduler expression for retraining, e.g. rate(7 days) or cron(0 3 ? * SUN *); empty: no "
+         "schedule (run `python -m tools.train`).", "training", "schedule",
+         pattern=(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]{9,100}\))$",
+                  "rate(<n> minutes|hours|days) or cron(<6 fields>)")),
+    _key("trainingNotificationEmails", "array", [],
+         "E-mail addresses subscribed to the training notifications (each must confirm the subscription).",
+         "training", "notification_emails", max_items=20, unique=True, pattern=_EMAIL),
+    _key("trainingShards", "integer", 8, "Parts the prepared interactions are split into: more for more data per run.",
+         "training", "shards", minimum=1, maximum=64),
+    _key("trainingPollSeconds", "integer", 60, "Seconds between status checks of Personalize jobs.", "training",
+         "poll_seconds", minimum=10, maximum=3600),
+    _key("alarmEmails", "array", [],
+         "E-mail addresses subscribed to the operations alarms topic (each must confirm the subscription).",
+         "alarms", "emails", max_items=20, unique=True, pattern=_EMAIL),
+    _key("alarmIteratorAgeSeconds", "integer", 300,
+         "Alarm when the event processor falls this many seconds behind the stream.", "alarms",
+         "iterator_age_seconds", minimum=60, maximum=86400),
+    _key("alarmApi5xxPercent", "integer", 1, "Alarm when this share (%) of API requests fail with 5xx.", "alarms",
+         "api_5xx_percent", minimum=1, maximum=100),
+    _key("alarmFallbackPercent", "integer", 20,
+         "Alarm when this share (%) of recommendations come from the fallback list.", "alarms", "fallback_percent",
+         minimum=1, maximum=100),
+    _key("alarmFirehoseFreshnessSeconds", "integer", 900,
+         "Alarm when the oldest record not yet in S3 is this many seconds old.", "alarms",
+         "firehose_freshness_seconds", minimum=60, maximum=86400),
+    _key("alarmWafBlockedPer5Minutes", "integer", 1000,
+         "Alarm when AWS WAF blocks more requests than this in 5 minutes.", "alarms", "waf_blocked_per_5_minutes",
+         minimum=1, maximum=10_000_000),
+    _key("replicaRegion", "string", "",
+         "Region the raw clickstream bucket is replicated to for disaster recovery (with its own KMS key there). "
+         "Must differ from the stack's region.", "stack", "replica_region",
+         pattern=("^(" + "|".join(map(re.escape, REGION_CODES)) + ")$",
+                  "one of the supported regions (" + ", ".join(REGION_CODES) + ")")),
+    _key("manageApiGatewayAccount", "boolean", True,
+         "Set the region's API Gateway CloudWatch role (an account-wide setting needed for execution logs). Only one "
+         "stack per account and region may manage it: set false in the others.", "ingestion",
+         "manage_api_gateway_account"),
 )
 
 CONFIG_KEYS_BY_NAME: Mapping[str, ConfigKey] = {key.name: key for key in CONFIG_KEYS}
-
-_ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
-_PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$")
-_TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}$")
-_TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
-_EVENT_TYPE_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,31}$")
-_WAF_RULE_RE = re.compile(r"^(AWSManagedRules[A-Za-z]+):([A-Za-z0-9_-]{1,128})$")
-_RECIPE_RE = re.compile(r"^aws-[a-z0-9-]{1,60}$")
-_METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{1,80}$")
-_SCHEDULE_RE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]{9,100}\))$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_FILTER_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-_ORIGIN_RE = re.compile(r"^(https://[a-z0-9.-]+|http://localhost)(:[0-9]{1,5})?$")
 
 
 class SettingsError(ValueError):
@@ -214,7 +314,6 @@ class IngestionSettings:
     event_types: tuple[str, ...]
     collect_client_details: bool
     api_key_required: bool
-    cors_allowed_origins: tuple[str, ...]
     throttle_rate_limit: int
     throttle_burst_limit: int
     quota_per_day: int
@@ -230,6 +329,21 @@ class IngestionSettings:
 
 
 @dataclass(frozen=True)
+class SiteSettings:
+    """The sites whose pages call the collection and serving APIs."""
+
+    cors_allowed_origins: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PublishedSettings:
+    """What training publishes for the functions, and how long the functions cache it."""
+
+    filters: Mapping[str, str]
+    parameter_cache_seconds: int
+
+
+@dataclass(frozen=True)
 class RealtimeSettings:
     batch_size: int
     batching_window_seconds: int
@@ -239,12 +353,10 @@ class RealtimeSettings:
     concurrency: int
     memory_mb: int
     timeout_seconds: int
-    parameter_cache_seconds: int
 
 
 @dataclass(frozen=True)
 class ServingSettings:
-    filters: Mapping[str, str]
     throttle_rate_limit: int
     throttle_burst_limit: int
 
@@ -281,7 +393,9 @@ class AlarmSettings:
 
 
 @dataclass(frozen=True)
-class StackSettings:
+class StackBasics:
+    """What every component needs to name, tag and run its children: the stack, its region and its conventions."""
+
     project: str
     stack: str
     environment: str
@@ -292,17 +406,7 @@ class StackSettings:
     kms_key_deletion_window_days: int
     lambda_architecture: str
     powertools_layer_version: int
-    ingestion: IngestionSettings
-    realtime: RealtimeSettings
-    serving: ServingSettings
-    waf: WafSettings
-    training: TrainingSettings
-    alarms: AlarmSettings
     replica_region: str
-
-    @property
-    def region_code(self) -> str:
-        return REGION_CODES[self.region]
 
     def physical_name(self, suffix: str, max_length: int = 64) -> str:
         """``<prefix>-<suffix>``: every physical name derives from the stack's prefix."""
@@ -321,12 +425,26 @@ class StackSettings:
                 f"AWSLambdaPowertoolsPythonV3-{runtime}-{self.lambda_architecture}:{self.powertools_layer_version}")
 
 
+@dataclass(frozen=True)
+class StackSettings(StackBasics):
+    """The whole validated configuration: the stack's basics and one group per capability."""
+
+    ingestion: IngestionSettings
+    sites: SiteSettings
+    published: PublishedSettings
+    realtime: RealtimeSettings
+    serving: ServingSettings
+    waf: WafSettings
+    training: TrainingSettings
+    alarms: AlarmSettings
+
+
 def _qualified(key: str) -> str:
     return f"{PROJECT}:{key}"
 
 
 class _Reader:
-    """Reads raw (string) config values, recording one problem per bad key instead of stopping at the first."""
+    """Reads raw (string) config values against the key table, recording one problem per bad key or entry."""
 
     def __init__(self, values: Mapping[str, str]) -> None:
         self.values = values
@@ -335,79 +453,79 @@ class _Reader:
     def problem(self, key: str, raw: object, allowed: str) -> None:
         self.problems.append(f"{_qualified(key)} = {raw!r} is invalid: {allowed}")
 
-    def raw(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def string(self, key: str, pattern: re.Pattern[str] | None = None, allowed: str = "") -> str:
-        default = CONFIG_KEYS_BY_NAME[key].default
-        raw = self.raw(key)
-        if raw is None or (raw == "" and default is None):
-            if default is None:
-                self.problems.append(f"{_qualified(key)} is required: {allowed} "
-                                     f"(set it with `pulumi config set {key} <value>`)")
+    def read(self, key: ConfigKey) -> Any:
+        """The key's value, typed and checked against its limits; the default (after a problem) when invalid."""
+        raw = self.values.get(key.name)
+        if raw is None or (raw == "" and key.default is None):
+            if key.default is None:
+                self.problems.append(f"{_qualified(key.name)} is required: {key.allowed} "
+                                     f"(set it with `pulumi config set {key.name} <value>`)")
                 return ""
-            return str(default)
-        if pattern is not None and raw != "" and not pattern.match(raw):
-            self.problem(key, raw, allowed)
+            return list(key.default) if isinstance(key.default, list) else key.default
+        if key.type == "boolean":
+            return self._boolean(key, raw)
+        if key.type == "array":
+            return self._array(key, raw)
+        return self._number(key, raw) if key.type == "integer" or key.decimal else self._string(key, raw)
+
+    def _boolean(self, key: ConfigKey, raw: str) -> bool:
+        value = raw.strip().lower()
+        if value not in ("true", "false"):
+            self.problem(key.name, raw, "must be true or false")
+            return bool(key.default)
+        return value == "true"
+
+    def _number(self, key: ConfigKey, raw: str) -> float | int:
+        default = float(str(key.default)) if key.decimal else key.default
+        assert isinstance(default, int | float)
+        try:
+            value: float | int = float(raw.strip()) if key.decimal else int(raw.strip())
+        except ValueError:
+            self.problem(key.name, raw, f"must be {'a number' if key.decimal else 'an integer'}; {key.allowed}")
+            return default
+        in_range = ((key.minimum is None or value >= key.minimum) and (key.maximum is None or value <= key.maximum)
+                    and (not key.choices or value in key.choices))
+        if not (in_range or (key.off is not None and value == key.off[0])):
+            self.problem(key.name, raw, f"must be {key.allowed}")
+            return default
+        return value
+
+    def _string(self, key: ConfigKey, raw: str) -> str:
+        if key.choices and raw not in key.choices:
+            self.problem(key.name, raw, f"must be {key.allowed}")
+            return str(key.default)
+        if key.pattern and raw != "" and not re.match(key.pattern[0], raw):
+            self.problem(key.name, raw, f"must be {key.allowed}")
         return raw
 
-    def integer(self, key: str, valid: Callable[[int], bool], allowed: str) -> int:
-        default = CONFIG_KEYS_BY_NAME[key].default
-        assert isinstance(default, int)
-        raw = self.raw(key)
-        if raw is None:
-            return default
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            self.problem(key, raw, f"must be an integer; {allowed}")
-            return default
-        if not valid(value):
-            self.problem(key, raw, allowed)
-            return default
-        return value
-
-    def boolean(self, key: str) -> bool:
-        default = CONFIG_KEYS_BY_NAME[key].default
-        assert isinstance(default, bool)
-        raw = self.raw(key)
-        if raw is None:
-            return default
-        if raw.strip().lower() not in ("true", "false"):
-            self.problem(key, raw, "must be true or false")
-            return default
-        return raw.strip().lower() == "true"
-
-    def choice(self, key: str, choices: tuple[str, ...]) -> str:
-        value = self.string(key)
-        if value not in choices:
-            self.problem(key, value, "must be one of " + ", ".join(choices))
-        return value
-
-    def string_list(self, key: str) -> list[str]:
-        raw = self.raw(key)
-        if raw is None:
-            default = CONFIG_KEYS_BY_NAME[key].default
-            assert isinstance(default, list)
-            return list(default)
+    def _array(self, key: ConfigKey, raw: str) -> list[str]:
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = None
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            self.problem(key, raw, "must be a list of strings")
+            self.problem(key.name, raw, "must be a list of strings")
             return []
-        return value
+        good = []
+        for entry in value:
+            if key.pattern and not re.match(key.pattern[0], entry, re.DOTALL):
+                self.problem(key.name, entry, f"each entry must be {key.pattern[1]}")
+            else:
+                good.append(entry)
+        if len(value) < key.min_items or (key.max_items is not None and len(value) > key.max_items) or (
+                key.unique and len(set(value)) != len(value)):
+            self.problem(key.name, value, f"must be {key.allowed}")
+        return good
+
+    def group(self, group: Group) -> dict[str, Any]:
+        return {key.field: self.read(key) for key in CONFIG_KEYS if key.group == group}
 
 
-def _parse_tags(reader: _Reader, environment: str, stack: str) -> dict[str, str]:
+def _tags(reader: _Reader, entries: list[str], environment: str, stack: str) -> dict[str, str]:
     tags = {"app": APP_TAG, "environment": environment, "stack": stack}
-    for entry in reader.string_list("extraTags"):
-        key, sep, value = entry.partition("=")
-        if not sep or not _TAG_KEY_RE.match(key) or not _TAG_VALUE_RE.match(value):
-            reader.problem("extraTags", entry, "each entry must be Key=Value, key 1-128 and value 0-256 of letters, "
-                                               "digits, spaces and _.:/=+-@")
-        elif key.lower().startswith("aws:"):
+    for entry in entries:
+        key, _, value = entry.partition("=")
+        if key.lower().startswith("aws:"):
             reader.problem("extraTags", entry, "tag keys starting with 'aws:' are reserved by AWS")
         elif key in RESERVED_TAG_KEYS:
             reader.problem("extraTags", entry, f"the tag key {key!r} is set by the program and cannot be overridden")
@@ -415,160 +533,43 @@ def _parse_tags(reader: _Reader, environment: str, stack: str) -> dict[str, str]
             reader.problem("extraTags", entry, f"the tag key {key!r} is given twice")
         else:
             tags[key] = value
-    if len(tags) > MAX_TAGS:
-        reader.problem("extraTags", f"{len(tags) - len(RESERVED_TAG_KEYS)} tags",
-                       f"at most {MAX_TAGS - len(RESERVED_TAG_KEYS)} extra tags fit AWS's limit of {MAX_TAGS}")
     return tags
 
 
-def _parse_ingestion(reader: _Reader) -> IngestionSettings:
-    event_types = reader.string_list("eventTypes")
-    bad_types = [t for t in event_types if not _EVENT_TYPE_RE.match(t)]
-    if bad_types or not 1 <= len(event_types) <= 20 or len(set(event_types)) != len(event_types):
-        reader.problem("eventTypes", event_types, "1-20 distinct names, each a letter then up to 31 letters, "
-                                                  "digits, _ or -")
-    origins = reader.string_list("corsAllowedOrigins")
-    bad_origins = [o for o in origins if not _ORIGIN_RE.match(o)]
-    if bad_origins or len(origins) > 10:
-        reader.problem("corsAllowedOrigins", bad_origins or origins,
-                       "at most 10 origins, each https://host[:port] (or http://localhost[:port]), lowercase, "
-                       "without a path")
-    rate = reader.integer("apiThrottleRateLimit", lambda v: 1 <= v <= 10000, "must be between 1 and 10000")
-    burst = reader.integer("apiThrottleBurstLimit", lambda v: 1 <= v <= 5000, "must be between 1 and 5000")
-    if burst < min(rate, 5000):
-        reader.problem("apiThrottleBurstLimit", burst, f"must be at least apiThrottleRateLimit ({rate})")
-    transition = reader.integer("rawDataTransitionDays", lambda v: v == 0 or v >= 30,
-                                "must be 0 (no transition) or at least 30 (S3 Standard-IA's minimum)")
-    expiration = reader.integer("rawDataExpirationDays", lambda v: v >= 0, "must be 0 (never) or a number of days")
-    if expiration and transition and expiration <= transition:
-        reader.problem("rawDataExpirationDays", expiration,
-                       f"must be greater than rawDataTransitionDays ({transition}) or 0")
-    return IngestionSettings(
-        event_types=tuple(event_types),
-        collect_client_details=reader.boolean("collectClientDetails"),
-        api_key_required=reader.boolean("collectionApiKeyRequired"),
-        cors_allowed_origins=tuple(origins),
-        throttle_rate_limit=rate,
-        throttle_burst_limit=burst,
-        quota_per_day=reader.integer("apiQuotaPerDay", lambda v: v >= 0, "must be 0 (no quota) or positive"),
-        stream_mode=reader.choice("streamMode", STREAM_MODES),
-        stream_shard_count=reader.integer("streamShardCount", lambda v: 1 <= v <= 500, "must be between 1 and 500"),
-        stream_retention_hours=reader.integer("streamRetentionHours", lambda v: 24 <= v <= 8760,
-                                              "must be between 24 and 8760 (hours)"),
-        firehose_buffer_seconds=reader.integer("firehoseBufferSeconds", lambda v: 60 <= v <= 900,
-                                               "must be between 60 and 900 (seconds)"),
-        firehose_buffer_mib=reader.integer("firehoseBufferMiB", lambda v: 1 <= v <= 128,
-                                           "must be between 1 and 128 (MiB)"),
-        raw_transition_days=transition,
-        raw_expiration_days=expiration,
-        noncurrent_version_expiration_days=reader.integer("noncurrentVersionExpirationDays",
-                                                          lambda v: 1 <= v <= 3650, "must be between 1 and 3650"),
-        manage_api_gateway_account=reader.boolean("manageApiGatewayAccount"),
-    )
+def filter_expression_problem(expression: str) -> str | None:
+    """Why Personalize would refuse ``expression`` (checked offline: its shape, parentheses and quotes), or None."""
+    if not re.match(r"^(INCLUDE|EXCLUDE) (ItemID|UserID) WHERE (Items|Interactions|Users)\.[A-Z_]+ ", expression):
+        return "a filter expression starts INCLUDE|EXCLUDE ItemID WHERE <Items|Interactions|Users>.<FIELD> ..."
+    depth, quoted = 0, False
+    for char in expression:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in "()":
+            depth += 1 if char == "(" else -1
+            if depth < 0:
+                break
+    if quoted or depth:
+        return "the expression's quotes or parentheses are unbalanced"
+    return None
 
 
-def _parse_realtime(reader: _Reader) -> RealtimeSettings:
-    def between(key: str, low: int, high: int) -> int:
-        return reader.integer(key, lambda v: low <= v <= high, f"must be between {low} and {high}")
-
-    return RealtimeSettings(
-        batch_size=between("processorBatchSize", 1, 10000),
-        batching_window_seconds=between("processorBatchingWindowSeconds", 0, 300),
-        parallelization_factor=between("processorParallelizationFactor", 1, 10),
-        maximum_record_age_seconds=between("processorMaximumRecordAgeSeconds", 60, 604800),
-        maximum_retry_attempts=between("processorMaximumRetryAttempts", 0, 10000),
-        concurrency=between("processorConcurrency", 1, 64),
-        memory_mb=between("processorMemoryMb", 128, 10240),
-        timeout_seconds=between("processorTimeoutSeconds", 10, 900),
-        parameter_cache_seconds=between("parameterCacheSeconds", 1, 3600),
-    )
-
-
-def _parse_serving(reader: _Reader) -> ServingSettings:
+def _filters(reader: _Reader, entries: list[str]) -> dict[str, str]:
     filters: dict[str, str] = {}
-    entries = reader.string_list("personalizeFilters")
     for entry in entries:
-        name, sep, expression = entry.partition("=")
-        if not sep or not _FILTER_NAME_RE.match(name) or not 1 <= len(expression.strip()) <= 2500 or name in filters:
-            reader.problem("personalizeFilters", entry, "each entry is name=expression, the name 1-31 lowercase "
-                                                        "letters, digits or - (unique), the expression 1-2500 chars")
+        name, _, expression = entry.partition("=")
+        problem = "the filter name is given twice" if name in filters else filter_expression_problem(expression)
+        if problem:
+            reader.problem("personalizeFilters", entry, problem)
         else:
             filters[name] = expression.strip()
-    if len(entries) > 10:
-        reader.problem("personalizeFilters", f"{len(entries)} filters", "at most 10 (Personalize's quota)")
-    rate = reader.integer("servingThrottleRateLimit", lambda v: 1 <= v <= 10000, "must be between 1 and 10000")
-    burst = reader.integer("servingThrottleBurstLimit", lambda v: 1 <= v <= 5000, "must be between 1 and 5000")
-    if burst < min(rate, 5000):
-        reader.problem("servingThrottleBurstLimit", burst, f"must be at least servingThrottleRateLimit ({rate})")
-    return ServingSettings(filters=filters, throttle_rate_limit=rate, throttle_burst_limit=burst)
+    return filters
 
 
-def _parse_waf(reader: _Reader) -> WafSettings:
-    overrides: list[tuple[str, str]] = []
-    for entry in reader.string_list("wafCountOnlyRules"):
-        match = _WAF_RULE_RE.match(entry)
-        if match is None:
-            reader.problem("wafCountOnlyRules", entry, "each entry is AWSManagedRules<Group>:<RuleName>")
-        else:
-            overrides.append((match.group(1), match.group(2)))
-    return WafSettings(
-        rate_limit_per_5_minutes=reader.integer("wafRateLimitPer5Minutes", lambda v: 10 <= v <= 2_000_000_000,
-                                                "must be between 10 and 2000000000"),
-        block_anonymous_ips=reader.boolean("wafBlockAnonymousIps"),
-        count_only_rules=tuple(overrides),
-    )
-
-
-def _parse_training(reader: _Reader) -> TrainingSettings:
-    raw_tolerance = reader.string("trainingMetricTolerance")
-    try:
-        tolerance = float(raw_tolerance)
-        if not 0 <= tolerance <= 1:
-            raise ValueError
-    except ValueError:
-        reader.problem("trainingMetricTolerance", raw_tolerance, "must be a number from 0 to 1")
-        tolerance = 0.0
-    emails = reader.string_list("trainingNotificationEmails")
-    for email in emails:
-        if not _EMAIL_RE.match(email):
-            reader.problem("trainingNotificationEmails", email, "each entry must be an e-mail address")
-    schedule = reader.string("trainingSchedule", _SCHEDULE_RE, "rate(<n> minutes|hours|days) or cron(<6 fields>)")
-    return TrainingSettings(
-        recipe=reader.string("trainingRecipe", _RECIPE_RE, "an AWS recipe name such as aws-user-personalization-v2"),
-        metric=reader.string("trainingMetric", _METRIC_RE, "a Personalize metric name such as "
-                                                           "normalized_discounted_cumulative_gain_at_25"),
-        metric_tolerance=tolerance,
-        min_interactions=reader.integer("trainingMinInteractions", lambda v: v >= 1000,
-                                        "must be at least 1000 (Personalize's minimum)"),
-        min_users_with_two=reader.integer("trainingMinUsersWithTwoInteractions", lambda v: v >= 25,
-                                          "must be at least 25 (Personalize's minimum)"),
-        min_provisioned_tps=reader.integer("campaignMinProvisionedTps", lambda v: 1 <= v <= 500,
-                                           "must be between 1 and 500"),
-        schedule=schedule,
-        notification_emails=tuple(emails),
-        shards=reader.integer("trainingShards", lambda v: 1 <= v <= 64, "must be between 1 and 64"),
-        poll_seconds=reader.integer("trainingPollSeconds", lambda v: 10 <= v <= 3600,
-                                    "must be between 10 and 3600"),
-    )
-
-
-def _parse_alarms(reader: _Reader) -> AlarmSettings:
-    emails = reader.string_list("alarmEmails")
-    for email in emails:
-        if not _EMAIL_RE.match(email):
-            reader.problem("alarmEmails", email, "each entry must be an e-mail address")
-
-    def between(key: str, low: int, high: int) -> int:
-        return reader.integer(key, lambda v: low <= v <= high, f"must be between {low} and {high}")
-
-    return AlarmSettings(
-        emails=tuple(emails),
-        iterator_age_seconds=between("alarmIteratorAgeSeconds", 60, 86400),
-        api_5xx_percent=between("alarmApi5xxPercent", 1, 100),
-        fallback_percent=between("alarmFallbackPercent", 1, 100),
-        firehose_freshness_seconds=between("alarmFirehoseFreshnessSeconds", 60, 86400),
-        waf_blocked_per_5_minutes=between("alarmWafBlockedPer5Minutes", 1, 10_000_000),
-    )
+def _burst_covers_rate(reader: _Reader, burst_key: str, rate_key: str, values: Mapping[str, Any]) -> None:
+    """A burst limit below its rate limit would throttle every burst (up to the largest burst API Gateway takes)."""
+    burst, rate = values["throttle_burst_limit"], values["throttle_rate_limit"]
+    if burst < min(rate, CONFIG_KEYS_BY_NAME[burst_key].maximum or rate):
+        reader.problem(burst_key, burst, f"must be at least {rate_key} ({rate})")
 
 
 def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
@@ -579,7 +580,9 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
     """
     reader = _Reader(values)
     for key in sorted(set(values) - set(CONFIG_KEYS_BY_NAME)):
-        reader.problem(key, values[key], "unknown key; the keys are " + ", ".join(CONFIG_KEYS_BY_NAME))
+        close = difflib.get_close_matches(key, CONFIG_KEYS_BY_NAME, n=1)
+        hint = f"did you mean {close[0]}?" if close else "the keys are " + ", ".join(CONFIG_KEYS_BY_NAME)
+        reader.problem(key, values[key], f"unknown key; {hint}")
 
     if region is None:
         reader.problems.append("aws:region is required (set it with `pulumi config set aws:region <region>`)")
@@ -588,58 +591,67 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
         reader.problems.append(f"aws:region = {region!r} is invalid: Amazon Personalize and AWS WAF are both offered "
                                f"only in " + ", ".join(sorted(REGION_CODES)))
 
-    environment = reader.string("environment", _ENVIRONMENT_RE,
-                                "2-12 lowercase letters or digits, starting with a letter")
-    prefix = reader.string("namePrefix", _PREFIX_RE, "3-24 lowercase letters, digits or hyphens, starting with a "
-                                                     "letter and not ending in a hyphen")
-    if not prefix and environment and region in REGION_CODES and not reader.problems:
-        prefix = f"cp-{environment}-{REGION_CODES[region]}"
-    tags = _parse_tags(reader, environment, stack)
-    retention = reader.integer("logRetentionDays", lambda v: v in LOG_RETENTION_DAYS,
-                               "must be one of " + ", ".join(map(str, LOG_RETENTION_DAYS)))
-    deletion_window = reader.integer("kmsKeyDeletionWindowDays", lambda v: 7 <= v <= 30,
-                                     "must be between 7 and 30 (days)")
-    architecture = reader.choice("lambdaArchitecture", LAMBDA_ARCHITECTURES)
-    layer_version = reader.integer("powertoolsLayerVersion", lambda v: v >= 1, "must be a positive integer")
-    ingestion = _parse_ingestion(reader)
-    realtime = _parse_realtime(reader)
-    serving = _parse_serving(reader)
-    waf = _parse_waf(reader)
-    training = _parse_training(reader)
-    alarms = _parse_alarms(reader)
-    replica_region = reader.string("replicaRegion")
-    if replica_region and (replica_region not in REGION_CODES or replica_region == region):
-        reader.problem("replicaRegion", replica_region,
-                       "must be another of the supported regions: " + ", ".join(sorted(REGION_CODES)))
+    basics = reader.group("stack")
+    groups = {group: reader.group(group) for group in ("ingestion", "sites", "published", "realtime", "serving",
+                                                       "waf", "training", "alarms")}
+    ingestion, training, waf = groups["ingestion"], groups["training"], groups["waf"]
+    _burst_covers_rate(reader, "apiThrottleBurstLimit", "apiThrottleRateLimit", ingestion)
+    _burst_covers_rate(reader, "servingThrottleBurstLimit", "servingThrottleRateLimit", groups["serving"])
+    if ingestion["raw_expiration_days"] and ingestion["raw_transition_days"] and (
+            ingestion["raw_expiration_days"] <= ingestion["raw_transition_days"]):
+        reader.problem("rawDataExpirationDays", ingestion["raw_expiration_days"],
+                       f"must be greater than rawDataTransitionDays ({ingestion['raw_transition_days']}) or 0")
+    if basics["replica_region"] and basics["replica_region"] == region:
+        reader.problem("replicaRegion", basics["replica_region"], "must differ from the stack's region")
+    if not basics["name_prefix"] and basics["environment"] and region in REGION_CODES and not reader.problems:
+        basics["name_prefix"] = f"cp-{basics['environment']}-{REGION_CODES[region]}"
+    basics["tags"] = _tags(reader, basics["tags"], basics["environment"], stack)
+    groups["published"]["filters"] = _filters(reader, groups["published"]["filters"])
+    waf["count_only_rules"] = tuple(tuple(entry.split(":", 1)) for entry in waf["count_only_rules"])
+    for group, fields in (("ingestion", ("event_types",)), ("sites", ("cors_allowed_origins",)),
+                          ("training", ("notification_emails",)), ("alarms", ("emails",))):
+        for field in fields:
+            groups[group][field] = tuple(groups[group][field])
+    training["metric_tolerance"] = float(training["metric_tolerance"])
 
     if reader.problems:
         raise SettingsError(reader.problems)
     return StackSettings(
-        project=project,
-        stack=stack,
-        environment=environment,
-        region=region,
-        name_prefix=prefix,
-        tags=tags,
-        log_retention_days=retention,
-        kms_key_deletion_window_days=deletion_window,
-        lambda_architecture=architecture,
-        powertools_layer_version=layer_version,
-        ingestion=ingestion,
-        realtime=realtime,
-        serving=serving,
-        waf=waf,
-        training=training,
-        alarms=alarms,
-        replica_region=replica_region,
+        project=project, stack=stack, region=region, **basics,
+        ingestion=IngestionSettings(**ingestion), sites=SiteSettings(**groups["sites"]),
+        published=PublishedSettings(**groups["published"]), realtime=RealtimeSettings(**groups["realtime"]),
+        serving=ServingSettings(**groups["serving"]), waf=WafSettings(**waf), training=TrainingSettings(**training),
+        alarms=AlarmSettings(**groups["alarms"]),
     )
+
+
+def _namespace_problems(config: Mapping[str, str], project: str) -> list[str]:
+    """Keys outside the project's and the AWS provider's namespaces, or unknown AWS keys, are typos: say so."""
+    problems = []
+    for key in sorted(config):
+        namespace, _, name = key.partition(":")
+        if namespace == "aws" and name not in AWS_PROVIDER_KEYS:
+            close = difflib.get_close_matches(name, AWS_PROVIDER_KEYS, n=1)
+            problems.append(f"{key} is not a setting of the AWS provider"
+                            + (f"; did you mean aws:{close[0]}?" if close else ""))
+        elif namespace not in (project, "aws", "pulumi"):
+            problems.append(f"{key}: unknown namespace {namespace!r}; this project's keys are {project}:<key>"
+                            + (f" (did you mean {project}:{name}?)" if name in CONFIG_KEYS_BY_NAME else ""))
+    return problems
 
 
 def load_settings_from_values(config: Mapping[str, str], stack: str, project: str = PROJECT) -> StackSettings:
     """Settings from a stack's full config map (``namespace:key`` → string), as the tools read stack files."""
     namespace = f"{project}:"
     values = {k[len(namespace):]: v for k, v in config.items() if k.startswith(namespace)}
-    return parse_settings(values, region=config.get("aws:region"), stack=stack, project=project)
+    typos = _namespace_problems(config, project)
+    try:
+        settings = parse_settings(values, region=config.get("aws:region"), stack=stack, project=project)
+    except SettingsError as error:
+        raise SettingsError(typos + error.problems) from None
+    if typos:
+        raise SettingsError(typos)
+    return settings
 
 
 def load_settings() -> StackSettings:

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.apistage import encrypted_log_group
+from common.contract import PUBLISHED_PARAMETERS, Env, Key
 from components.function import FunctionArgs, LambdaFunction
-from components.iam import account_and_partition, service_role, source_account
-from components.settings import StackSettings
+from components.iam import service_role, source_account
+from components.settings import PublishedSettings, StackBasics, TrainingSettings
+from components.shared import StackArns, email_subscriptions, encrypted_log_group
 from components.training_definition import TrainingConfig, teardown_definition, training_definition
 
-PUBLISHED = ("tracking-id", "campaign-arn", "filter-arns", "items-dataset-arn", "metrics")
 PERSONALIZE_TRAINING_ACTIONS = sorted(
     f"personalize:{a}" for a in (
         "CreateDatasetGroup", "DescribeDatasetGroup", "DeleteDatasetGroup", "CreateSchema", "DeleteSchema",
@@ -34,7 +34,11 @@ WILDCARD_ONLY_ACTIONS = ["personalize:ListEventTrackers", "logs:CreateLogDeliver
 
 @dataclass(frozen=True)
 class TrainingArgs:
-    settings: StackSettings
+    stack: StackBasics
+    training: TrainingSettings
+    published: PublishedSettings
+    # The event types the collection API accepts: only those are prepared for training.
+    event_types: tuple[str, ...]
     key_arn: pulumi.Input[str]
     data_bucket_name: pulumi.Input[str]
     data_bucket_arn: pulumi.Input[str]
@@ -47,66 +51,62 @@ class TrainingOrchestration(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("clickstream:training:TrainingOrchestration", name, None, opts)
-        settings, training = args.settings, args.settings.training
+        stack, training = args.stack, args.training
         child = pulumi.ResourceOptions(parent=self)
-        account, partition = account_and_partition(self)
-        region, prefix = settings.region, settings.name_prefix
-
-        def arn(service: str, resource: str, regional: bool = True) -> pulumi.Output[str]:
-            return pulumi.Output.concat("arn:", partition, ":", service, ":", region if regional else "", ":",
-                                        account, ":", resource)
+        arns = StackArns.of(self, stack)
+        account, partition, arn = arns.account, arns.partition, arns.arn
+        region, prefix = stack.region, stack.name_prefix
 
         bucket = args.data_bucket_arn
+
+        def objects(prefix: str) -> pulumi.Output[str]:
+            return pulumi.Output.concat(bucket, "/", prefix, "*")
         s3_via = {"Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}}
 
-        self.topic = aws.sns.Topic(f"{name}-topic", name=settings.physical_name("training"),
+        self.topic = aws.sns.Topic(f"{name}-topic", name=stack.physical_name("training"),
                                    kms_master_key_id=args.key_arn, opts=child)
-        for index, email in enumerate(training.notification_emails):
-            aws.sns.TopicSubscription(f"{name}-email-{index}", topic=self.topic.arn, protocol="email",
-                                      endpoint=email, opts=child)
+        email_subscriptions(self, f"{name}-email", self.topic, training.notification_emails)
 
         self.steps = LambdaFunction(f"{name}-steps", FunctionArgs(
-            settings=settings, key_arn=args.key_arn, handler_module="training_steps",
+            stack=stack, key_arn=args.key_arn, handler_module="training_steps",
             description="Training steps: prepares the raw clicks for Personalize, and the metric gate",
             memory_mb=2048, timeout_seconds=900,
-            environment={"DATA_BUCKET": args.data_bucket_name,
-                         "EVENT_TYPES": json.dumps(list(settings.ingestion.event_types)),
-                         "MIN_INTERACTIONS": str(training.min_interactions),
-                         "MIN_USERS_WITH_TWO": str(training.min_users_with_two)},
+            environment={Env.DATA_BUCKET: args.data_bucket_name,
+                         Env.EVENT_TYPES: json.dumps(list(args.event_types)),
+                         Env.MIN_INTERACTIONS: str(training.min_interactions),
+                         Env.MIN_USERS_WITH_TWO: str(training.min_users_with_two)},
             statements=[
                 {"Sid": "ReadRawAndItems", "Effect": "Allow", "Action": ["s3:GetObject"],
-                 "Resource": [pulumi.Output.concat(bucket, "/events/*"), pulumi.Output.concat(bucket, "/items/*"),
-                              pulumi.Output.concat(bucket, "/prepared/*")]},
+                 "Resource": [objects(Key.EVENTS), objects(Key.ITEMS), objects(Key.PREPARED)]},
                 {"Sid": "ListPreparedAndItems", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
-                 "Condition": {"StringLike": {"s3:prefix": ["prepared/*", "items/by-id/*"]}}},
+                 "Condition": {"StringLike": {"s3:prefix": [f"{Key.PREPARED}*", f"{Key.ITEMS_BY_ID}*"]}}},
                 {"Sid": "WritePreparedData", "Effect": "Allow", "Action": ["s3:PutObject"],
-                 "Resource": [pulumi.Output.concat(bucket, "/prepared/*"),
-                              pulumi.Output.concat(bucket, "/published/popular-items.json")]},
+                 "Resource": [objects(Key.PREPARED), pulumi.Output.concat(bucket, "/", Key.POPULAR_ITEMS)]},
                 {"Sid": "UseStackKeyThroughS3", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                  "Resource": args.key_arn, **s3_via},
             ],
         ), opts=child)
 
-        personalize_role, _ = service_role(self, f"{name}-personalize", settings.physical_name("personalize"),
+        personalize_role, _ = service_role(self, f"{name}-personalize", stack.physical_name("personalize"),
                                            "personalize.amazonaws.com", [
             {"Sid": "ReadPreparedData", "Effect": "Allow", "Action": ["s3:GetObject"],
-             "Resource": pulumi.Output.concat(bucket, "/prepared/*")},
+             "Resource": objects(Key.PREPARED)},
             {"Sid": "ListPreparedData", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
-             "Condition": {"StringLike": {"s3:prefix": "prepared/*"}}},
+             "Condition": {"StringLike": {"s3:prefix": f"{Key.PREPARED}*"}}},
             {"Sid": "UseStackKey", "Effect": "Allow",
              "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], "Resource": args.key_arn},
         ], conditions=source_account(account),
             description="Assumed by Amazon Personalize to read prepared data and use the stack key")
 
-        parameters = {key: settings.parameter_name(key) for key in PUBLISHED}
-        training_name = settings.physical_name("training")
-        teardown_name = settings.physical_name("training-teardown")
+        parameters = {key: stack.parameter_name(key) for key in PUBLISHED_PARAMETERS}
+        training_name = stack.physical_name("training")
+        teardown_name = stack.physical_name("training-teardown")
         machine_role, machine_policy = service_role(
-            self, f"{name}-machine", settings.physical_name("training-machine"), "states.amazonaws.com", [
+            self, f"{name}-machine", stack.physical_name("training-machine"), "states.amazonaws.com", [
             {"Sid": "RunTrainingSteps", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
              "Resource": [self.steps.arn, pulumi.Output.concat(self.steps.arn, ":*")]},
             {"Sid": "ListRawEvents", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
-             "Condition": {"StringLike": {"s3:prefix": "events/*"}}},
+             "Condition": {"StringLike": {"s3:prefix": f"{Key.EVENTS}*"}}},
             {"Sid": "RunDistributedMap", "Effect": "Allow", "Action": ["states:StartExecution"],
              "Resource": arn("states", f"stateMachine:{training_name}")},
             {"Sid": "WatchDistributedMap", "Effect": "Allow",
@@ -122,7 +122,7 @@ class TrainingOrchestration(pulumi.ComponentResource):
              "Resource": personalize_role.arn,
              "Condition": {"StringEquals": {"iam:PassedToService": "personalize.amazonaws.com"}}},
             {"Sid": "PublishForHandlers", "Effect": "Allow", "Action": ["ssm:PutParameter", "ssm:DeleteParameters"],
-             "Resource": [arn("ssm", f"parameter{p}") for p in parameters.values()]},
+             "Resource": [arns.parameter(p) for p in parameters.values()]},
             {"Sid": "Notify", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": self.topic.arn},
             {"Sid": "UseStackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
              "Resource": args.key_arn},
@@ -134,9 +134,9 @@ class TrainingOrchestration(pulumi.ComponentResource):
             personalize_role_arn=v[4], key_arn=v[5], topic_arn=v[6],
             recipe_arn=f"arn:{v[1]}:personalize:::recipe/{training.recipe}", metric=training.metric,
             tolerance=training.metric_tolerance, min_provisioned_tps=training.min_provisioned_tps,
-            shards=training.shards, filters=dict(settings.serving.filters), parameters=parameters,
+            shards=training.shards, filters=dict(args.published.filters), parameters=parameters,
             poll_seconds=training.poll_seconds))
-        logs = encrypted_log_group(self, f"{name}-logs", settings, args.key_arn,
+        logs = encrypted_log_group(self, f"{name}-logs", stack, args.key_arn,
                                    f"/aws/vendedlogs/{prefix}/states/training")
         self.training_machine = self._machine(f"{name}-training", training_name, machine_role, logs, args.key_arn,
                                               config.apply(lambda c: json.dumps(training_definition(c))),
@@ -145,7 +145,7 @@ class TrainingOrchestration(pulumi.ComponentResource):
                                               config.apply(lambda c: json.dumps(teardown_definition(c))),
                                               [machine_policy])
         if training.schedule:
-            self._schedule(name, settings, args.key_arn, account, partition)
+            self._schedule(name, stack, training.schedule, args.key_arn, account)
         self.register_outputs({"trainingStateMachine": self.training_machine.arn,
                                "teardownStateMachine": self.teardown_machine.arn, "topic": self.topic.arn})
 
@@ -163,15 +163,15 @@ class TrainingOrchestration(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
 
-    def _schedule(self, name: str, settings: StackSettings, key_arn: pulumi.Input[str],
-                  account: pulumi.Input[str], partition: pulumi.Input[str]) -> None:
-        role, policy = service_role(self, f"{name}-scheduler", settings.physical_name("training-scheduler"),
+    def _schedule(self, name: str, stack: StackBasics, expression: str, key_arn: pulumi.Input[str],
+                  account: pulumi.Input[str]) -> None:
+        role, policy = service_role(self, f"{name}-scheduler", stack.physical_name("training-scheduler"),
                                     "scheduler.amazonaws.com", [
             {"Sid": "StartTraining", "Effect": "Allow", "Action": ["states:StartExecution"],
              "Resource": self.training_machine.arn}], conditions=source_account(account))
         aws.scheduler.Schedule(
-            f"{name}-schedule", name=settings.physical_name("training"),
-            description="Retrains the Personalize solution", schedule_expression=settings.training.schedule,
+            f"{name}-schedule", name=stack.physical_name("training"),
+            description="Retrains the Personalize solution", schedule_expression=expression,
             flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"), kms_key_arn=key_arn,
             target=aws.scheduler.ScheduleTargetArgs(
                 arn=self.training_machine.arn, role_arn=role.arn, input="{}",

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.contract import Key, Parameter
+
 INTERACTIONS_SCHEMA = {
     "type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema", "version": "1.0",
     "fields": [
@@ -202,7 +204,19 @@ def _steps_call(config: TrainingConfig, payload: Mapping[str, Any]) -> dict[str,
 def training_definition(config: TrainingConfig) -> dict[str, Any]:
     """Raw clicks → prepared CSV → (enough data?) → Personalize resources → trained, evaluated, maybe promoted."""
     m = Machine(config.retry, config.partition)
-    lam = f"arn:{config.partition}:states:::lambda:invoke"
+    for step in (_prepare, _datasets, _imports, _tracker, _filters, _train_and_gate, _campaign):
+        step(m, config)
+    m.notify_failure_and_fail(config, "Training", "TrainingFailed",
+                              "A training step failed; the notification names the state and the cause.")
+    return {"Comment": f"Train Amazon Personalize for {config.prefix}", "StartAt": "Start", "States": m.states}
+
+
+def _lambda(config: TrainingConfig) -> str:
+    return f"arn:{config.partition}:states:::lambda:invoke"
+
+
+def _prepare(m: Machine, config: TrainingConfig) -> None:
+    """Raw objects → shards → prepared CSV and counts; too little data ends the run successfully."""
     filters = [{"name": f"{config.prefix}-{name}", "expression": expression}
                for name, expression in sorted(config.filters.items())]
     m.add("Start", {"Type": "Pass", "Result": {"shardIds": list(range(config.shards)), "filters": filters},
@@ -210,7 +224,7 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
     m.add("Prepare raw events", {
         "Type": "Map",
         "ItemReader": {"Resource": f"arn:{config.partition}:states:::s3:listObjectsV2",
-                       "Parameters": {"Bucket": config.bucket, "Prefix": "events/"}},
+                       "Parameters": {"Bucket": config.bucket, "Prefix": Key.EVENTS}},
         # One raw object per iteration (objects are at most the Firehose buffer size).
         "ItemSelector": {"step": "map", "runId.$": "$$.Execution.Name", "shards": config.shards,
                          "key.$": "$$.Map.Item.Value.Key"},
@@ -233,7 +247,7 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
         "Catch": m.catch_all("Reduce shards"),
         "Next": "Summarize",
     })
-    m.task("Summarize", lam, _steps_call(config, {"step": "summarize", "runId.$": "$$.Execution.Name",
+    m.task("Summarize", _lambda(config), _steps_call(config, {"step": "summarize", "runId.$": "$$.Execution.Name",
                                                   "maps.$": "$.maps", "shards.$": "$.shards"}),
            "Enough data?", result_path="$.totals", result_selector={"value.$": "$.Payload"})
     m.add("Enough data?", {"Type": "Choice", "Choices": [
@@ -245,7 +259,9 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
              "Insufficient data")
     m.add("Insufficient data", {"Type": "Succeed"})
 
-    # Dataset group, schemas and datasets: created once, then re-used.
+
+def _datasets(m: Machine, config: TrainingConfig) -> None:
+    """Dataset group, schemas and datasets: created once, then re-used."""
     m.ensure("Dataset group", "createDatasetGroup", {"Name": config.prefix, "RoleArn": config.personalize_role_arn,
                                                      "KmsKeyArn": config.key_arn}, "Dataset group ready")
     m.poll("Dataset group ready", "describeDatasetGroup", {"DatasetGroupArn": config.dataset_group_arn},
@@ -264,10 +280,12 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
         "SchemaArn": config.schema_arn("items")}, "Items dataset ready")
     m.poll("Items dataset ready", "describeDataset", {"DatasetArn": config.dataset_arn("items")},
            "$.Dataset.Status", "Publish items dataset", config.poll_seconds)
-    m.publish("Publish items dataset", config, "items-dataset-arn", {"Value": config.dataset_arn("items")},
+    m.publish("Publish items dataset", config, Parameter.ITEMS_DATASET_ARN, {"Value": config.dataset_arn("items")},
               "Import interactions")
 
-    # This run's data: one import job per run (the job name carries the execution name).
+
+def _imports(m: Machine, config: TrainingConfig) -> None:
+    """This run's data: one import job per run (the job name carries the execution name)."""
     m.task("Import interactions", m.sdk("personalize", "createDatasetImportJob"), {
         "JobName.$": f"States.Format('{config.prefix}-interactions-{{}}', $$.Execution.Name)",
         "DatasetArn": config.dataset_arn("interactions"), "RoleArn": config.personalize_role_arn,
@@ -287,7 +305,9 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
     m.poll("Items imported", "describeDatasetImportJob", {"DatasetImportJobArn.$": "$.itemsImport.DatasetImportJobArn"},
            "$.DatasetImportJob.Status", "Event tracker", config.poll_seconds)
 
-    # Real time: one event tracker per dataset group; its tracking id is what the event processor needs.
+
+def _tracker(m: Machine, config: TrainingConfig) -> None:
+    """Real time: one event tracker per dataset group; its tracking id is what the event processor needs."""
     m.ensure("Event tracker", "createEventTracker", {"Name": f"{config.prefix}-tracker",
                                                      "DatasetGroupArn": config.dataset_group_arn}, "Find tracker")
     m.task("Find tracker", m.sdk("personalize", "listEventTrackers"), {"DatasetGroupArn": config.dataset_group_arn},
@@ -302,8 +322,11 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
         {"Variable": "$.tracker.status", "StringEquals": "ACTIVE", "Next": "Publish tracking id"}],
         "Default": "Tracker (waiting)"})
     m.add("Tracker (waiting)", {"Type": "Wait", "Seconds": config.poll_seconds, "Next": "Tracker ready"})
-    m.publish("Publish tracking id", config, "tracking-id", {"Value.$": "$.tracker.trackingId"}, "Filters")
+    m.publish("Publish tracking id", config, Parameter.TRACKING_ID, {"Value.$": "$.tracker.trackingId"}, "Filters")
 
+
+def _filters(m: Machine, config: TrainingConfig) -> None:
+    """The configured filters, created once and published by name for the recommendations function."""
     m.add("Filters", {
         "Type": "Map", "ItemsPath": "$.plan.filters", "MaxConcurrency": 1,
         "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Filter", "States": {"Filter": {
@@ -317,10 +340,12 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
         "Catch": m.catch_all("Filters"),
         "Next": "Publish filters",
     })
-    m.publish("Publish filters", config, "filter-arns",
+    m.publish("Publish filters", config, Parameter.FILTER_ARNS,
               {"Value": json.dumps({name: config.filter_arn(name) for name in sorted(config.filters)})}, "Solution")
 
-    # Training and the metric gate.
+
+def _train_and_gate(m: Machine, config: TrainingConfig) -> None:
+    """A new solution version, compared on the configured metric with the one the campaign serves."""
     m.ensure("Solution", "createSolution", {"Name": f"{config.prefix}-solution",
                                             "DatasetGroupArn": config.dataset_group_arn,
                                             "RecipeArn": config.recipe_arn}, "Solution ready")
@@ -339,7 +364,7 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
     m.task("Current metrics", m.sdk("personalize", "getSolutionMetrics"),
            {"SolutionVersionArn.$": "$.campaign.Campaign.SolutionVersionArn"}, "Compare",
            result_path="$.currentMetrics")
-    m.task("Compare", lam, _steps_call(config, {
+    m.task("Compare", _lambda(config), _steps_call(config, {
         "step": "compare", "metric": config.metric, "tolerance": config.tolerance,
         "new.$": "$.newMetrics", "current.$": "$.currentMetrics"}), "Promote?", result_path="$.gate",
         result_selector={"value.$": "$.Payload"})
@@ -350,6 +375,10 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
         "Message.$": "States.Format('The new solution version {} was not promoted: {}. The campaign keeps serving the "
                      "current version.', $.version.SolutionVersionArn, $.gate.value.reason)"}, "Not promoted")
     m.add("Not promoted", {"Type": "Succeed"})
+
+
+def _campaign(m: Machine, config: TrainingConfig) -> None:
+    """The campaign created or updated to the promoted version, waited for, and published."""
     m.task("First campaign", m.sdk("personalize", "createCampaign"), {
         "Name": f"{config.prefix}-campaign", "SolutionVersionArn.$": "$.version.SolutionVersionArn",
         "MinProvisionedTPS": config.min_provisioned_tps}, "Campaign ready", result_path=None,
@@ -371,17 +400,13 @@ def training_definition(config: TrainingConfig) -> dict[str, Any]:
     m.add("Campaign ended failed", {"Type": "Pass", "Parameters": {"state": "Campaign ready", "error": "ResourceFailed",
                                                                    "cause": "status CREATE FAILED"},
                                     "ResultPath": "$.failure", "Next": "Notify failure"})
-    m.publish("Publish campaign", config, "campaign-arn", {"Value": config.campaign_arn}, "Publish metrics")
-    m.publish("Publish metrics", config, "metrics", {"Value.$": "States.JsonToString($.newMetrics.Metrics)"},
+    m.publish("Publish campaign", config, Parameter.CAMPAIGN_ARN, {"Value": config.campaign_arn}, "Publish metrics")
+    m.publish("Publish metrics", config, Parameter.METRICS, {"Value.$": "States.JsonToString($.newMetrics.Metrics)"},
               "Notify success")
     m.notify("Notify success", config, "Personalize training: new model serving", {
         "Message.$": "States.Format('Solution version {} now serves {}.', $.version.SolutionVersionArn, "
                      f"'{config.campaign_arn}')"}, "Trained and promoted")
     m.add("Trained and promoted", {"Type": "Succeed"})
-
-    m.notify_failure_and_fail(config, "Training", "TrainingFailed",
-                              "A training step failed; the notification names the state and the cause.")
-    return {"Comment": f"Train Amazon Personalize for {config.prefix}", "StartAt": "Start", "States": m.states}
 
 
 def _delete(m: Machine, name: str, action: str, parameters: Mapping[str, Any], describe: str,

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from components.apistage import encrypted_log_group
-from components.settings import StackSettings
+from components.settings import StackBasics, WafSettings
+from components.shared import encrypted_log_group
 
 # Rule groups every web ACL must hold (the policy pack requires them too).
 REQUIRED_MANAGED_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
@@ -45,15 +45,15 @@ def _visibility(name: str) -> dict[str, Any]:
     return {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": name}
 
 
-def web_acl_rules(settings: StackSettings) -> list[dict[str, Any]]:
+def web_acl_rules(waf: WafSettings) -> list[dict[str, Any]]:
     """The web ACL's rules, in the WAFv2 API's JSON form (what ``CreateWebACL`` takes as ``Rules``)."""
-    groups = [*REQUIRED_MANAGED_GROUPS, *([ANONYMOUS_IP_GROUP] if settings.waf.block_anonymous_ips else [])]
-    counted = [*ALWAYS_COUNTED, *settings.waf.count_only_rules]
+    groups = [*REQUIRED_MANAGED_GROUPS, *([ANONYMOUS_IP_GROUP] if waf.block_anonymous_ips else [])]
+    counted = [*ALWAYS_COUNTED, *waf.count_only_rules]
     rules: list[dict[str, Any]] = [{
         "Name": "rate-per-ip",
         "Priority": 0,
         "Action": {"Block": {}},
-        "Statement": {"RateBasedStatement": {"Limit": settings.waf.rate_limit_per_5_minutes,
+        "Statement": {"RateBasedStatement": {"Limit": waf.rate_limit_per_5_minutes,
                                              "EvaluationWindowSec": 300, "AggregateKeyType": "IP"}},
         "VisibilityConfig": _visibility("rate-per-ip"),
     }, {
@@ -84,9 +84,11 @@ def web_acl_rules(settings: StackSettings) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class WebFirewallArgs:
-    settings: StackSettings
+    stack: StackBasics
+    waf: WafSettings
     key_arn: pulumi.Input[str]
-    stages: Sequence[aws.apigateway.Stage]
+    # The stages to protect, by a stable key (the API's role: "collect", "serve").
+    stages: Mapping[str, aws.apigateway.Stage]
 
 
 class WebFirewall(pulumi.ComponentResource):
@@ -94,23 +96,23 @@ class WebFirewall(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WebFirewallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("clickstream:security:WebFirewall", name, None, opts)
-        settings = args.settings
+        stack = args.stack
         child = pulumi.ResourceOptions(parent=self)
-        acl_name = settings.physical_name("api-firewall", 128)
+        acl_name = stack.physical_name("api-firewall", 128)
         self.web_acl = aws.wafv2.WebAcl(
             f"{name}-acl",
             name=acl_name,
             description="Protects the stack's REST API stages",
             scope="REGIONAL",
             default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
-            rule_json=json.dumps(web_acl_rules(settings)),
+            rule_json=json.dumps(web_acl_rules(args.waf)),
             visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
                 cloudwatch_metrics_enabled=True, metric_name=acl_name, sampled_requests_enabled=True),
             opts=child,
         )
         # WAF only delivers to log groups named aws-waf-logs-*.
-        logs = encrypted_log_group(self, f"{name}-logs", settings, args.key_arn,
-                                   f"aws-waf-logs-{settings.name_prefix}-api")
+        logs = encrypted_log_group(self, f"{name}-logs", stack, args.key_arn,
+                                   f"aws-waf-logs-{stack.name_prefix}-api")
         aws.wafv2.WebAclLoggingConfiguration(
             f"{name}-logging",
             resource_arn=self.web_acl.arn,
@@ -120,7 +122,10 @@ class WebFirewall(pulumi.ComponentResource):
                 for header in REDACTED_HEADERS],
             opts=child,
         )
-        for index, stage in enumerate(args.stages):
-            aws.wafv2.WebAclAssociation(f"{name}-association-{index}", resource_arn=stage.arn,
-                                        web_acl_arn=self.web_acl.arn, opts=child)
+        # Keyed by the stage, so adding or removing an API never re-associates the others; the alias adopts the
+        # association that earlier versions named by position.
+        for index, (key, stage) in enumerate(args.stages.items()):
+            aws.wafv2.WebAclAssociation(f"{name}-association-{key}", resource_arn=stage.arn,
+                                        web_acl_arn=self.web_acl.arn, opts=pulumi.ResourceOptions(
+                                            parent=self, aliases=[pulumi.Alias(name=f"{name}-association-{index}")]))
         self.register_outputs({"webAclArn": self.web_acl.arn})

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -13,7 +14,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from common.config import required_env
+from common.config import required_env, required_number, required_strings
+from common.contract import Env, Metric
 from common.http import cors_headers, reply
 from common.recommend import BadRequestError, Fallback, Recommender, parse_request
 from common.ssm import CachedParameter
@@ -26,26 +28,32 @@ metrics = Metrics()
 RUNTIME_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"total_max_attempts": 2, "mode": "standard"})
 
 
-@cache
-def filter_names() -> tuple[str, ...]:
-    return tuple(str(n) for n in json.loads(os.environ.get("FILTER_NAMES", "[]")))
+@dataclass(frozen=True)
+class Service:
+    recommender: Recommender
+    filter_names: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
 
 
-@cache
-def allowed_origins() -> list[str]:
-    return [str(o) for o in json.loads(os.environ.get("CORS_ALLOWED_ORIGINS", "[]"))]
-
-
-@cache
-def recommender() -> Recommender:
-    ttl = float(os.environ.get("PARAMETER_CACHE_SECONDS", "60"))
+def build_service(environ: Mapping[str, str]) -> Service:
+    """The service as the stack configures it; a missing or malformed variable fails here, at cold start."""
+    ttl = required_number(Env.PARAMETER_CACHE_SECONDS, environ)
     ssm = boto3.client("ssm")
-    return Recommender(
-        runtime_client=boto3.client("personalize-runtime", config=RUNTIME_CONFIG),
-        campaign_arn=CachedParameter(ssm, required_env("CAMPAIGN_ARN_PARAMETER"), ttl),
-        filter_arns=CachedParameter(ssm, required_env("FILTER_ARNS_PARAMETER"), ttl),
-        fallback=Fallback(boto3.client("s3"), required_env("DATA_BUCKET"), ttl),
+    return Service(
+        recommender=Recommender(
+            runtime_client=boto3.client("personalize-runtime", config=RUNTIME_CONFIG),
+            campaign_arn=CachedParameter(ssm, required_env(Env.CAMPAIGN_ARN_PARAMETER, environ), ttl),
+            filter_arns=CachedParameter(ssm, required_env(Env.FILTER_ARNS_PARAMETER, environ), ttl),
+            fallback=Fallback(boto3.client("s3"), required_env(Env.DATA_BUCKET, environ), ttl),
+        ),
+        filter_names=required_strings(Env.FILTER_NAMES, environ, allow_empty=True),
+        allowed_origins=required_strings(Env.CORS_ALLOWED_ORIGINS, environ, allow_empty=True),
     )
+
+
+@cache
+def service() -> Service:
+    return build_service(os.environ)
 
 
 @logger.inject_lambda_context
@@ -53,13 +61,14 @@ def recommender() -> Recommender:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request_id = (event.get("requestContext") or {}).get("requestId")
-    cors = cors_headers(event, allowed_origins())
+    configured = service()
+    cors = cors_headers(event, configured.allowed_origins)
     try:
-        request = parse_request(event, filter_names())
+        request = parse_request(event, configured.filter_names)
     except BadRequestError as error:
-        metrics.add_metric(name="RecommendationBadRequests", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.RECOMMENDATION_BAD_REQUESTS, unit=MetricUnit.Count, value=1)
         return reply(400, {"message": str(error), "requestId": request_id}, cors)
-    body = recommender().recommend(request)
-    metrics.add_metric(name="RecommendationsServed", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="FallbackServed", unit=MetricUnit.Count, value=int(body["source"] == "fallback"))
+    body = configured.recommender.recommend(request)
+    metrics.add_metric(name=Metric.RECOMMENDATIONS_SERVED, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Metric.FALLBACK_SERVED, unit=MetricUnit.Count, value=int(body["source"] == "fallback"))
     return reply(200, body, {"Cache-Control": "no-store", **cors})

@@ -4,37 +4,62 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.config import required_env
-from common.events import configured_event_types
+from common.config import required_env, required_int, required_strings
+from common.contract import Env
 from common.training_data import as_dict, map_objects, metric_gate, reduce_shard, summarize
 
 logger = Logger()
 tracer = Tracer()
 
 
+@dataclass(frozen=True)
+class StepsConfig:
+    bucket: str
+    event_types: tuple[str, ...]
+    min_interactions: int
+    min_users_with_two: int
+
+
+def build_config(environ: Mapping[str, str]) -> StepsConfig:
+    """The steps' configuration; a missing or malformed variable fails here, at cold start."""
+    return StepsConfig(bucket=required_env(Env.DATA_BUCKET, environ),
+                       event_types=required_strings(Env.EVENT_TYPES, environ),
+                       min_interactions=required_int(Env.MIN_INTERACTIONS, environ),
+                       min_users_with_two=required_int(Env.MIN_USERS_WITH_TWO, environ))
+
+
+@cache
+def config() -> StepsConfig:
+    return build_config(os.environ)
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     s3 = boto3.client("s3")
-    bucket = required_env("DATA_BUCKET")
+    settings = config()
+    bucket = settings.bucket
     step = event.get("step")
     if step == "map":
         counts = map_objects(s3, bucket, [event["key"]], event["runId"], int(event["shards"]),
-                             configured_event_types())
+                             settings.event_types)
         logger.info("mapped a raw object", extra={"key": event["key"], **as_dict(counts)})
         return as_dict(counts)
     if step == "reduce":
         return as_dict(reduce_shard(s3, bucket, event["runId"], int(event["shard"])))
     if step == "summarize":
         totals = summarize(s3, bucket, event["runId"], event.get("maps", []), event.get("shards", []),
-                           min_interactions=int(os.environ.get("MIN_INTERACTIONS", "1000")),
-                           min_users_with_two=int(os.environ.get("MIN_USERS_WITH_TWO", "25")))
+                           min_interactions=settings.min_interactions,
+                           min_users_with_two=settings.min_users_with_two)
         logger.info("prepared training data", extra=totals)
         return totals
     if step == "compare":

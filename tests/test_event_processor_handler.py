@@ -13,7 +13,8 @@ import pytest
 from moto import mock_aws
 
 from tests.conftest import FakeLambdaContext
-from tests.test_event_processor import TRACKING_ID, TRACKING_PARAMETER, click, envelope_data, records_of
+from tests.deployed import function_environment
+from tests.test_event_processor import TRACKING_ID, click, envelope_data, records_of
 from tools.fake_personalize import FakePersonalize, serve
 
 
@@ -23,17 +24,17 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakePersonalize,
     WHEN the module loads (a cold start)."""
     fake = FakePersonalize()
     with mock_aws(), serve(fake) as endpoint:
-        for name, value in {
-            "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
-            "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": endpoint, "TRACKING_ID_PARAMETER": TRACKING_PARAMETER,
-            "EVENT_TYPES": json.dumps(["view", "click", "read", "share"]), "POWERTOOLS_SERVICE_NAME": "event-processor",
-            "POWERTOOLS_METRICS_NAMESPACE": "ClickstreamPersonalization",
-        }.items():
+        environment = function_environment("event_processor")
+        for name, value in {**environment, "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "t",
+                            "AWS_SECRET_ACCESS_KEY": "t", "AWS_ENDPOINT_URL_PERSONALIZE_EVENTS": endpoint}.items():
             monkeypatch.setenv(name, value)
-        queue_url = boto3.client("sqs").create_queue(QueueName="dlq")["QueueUrl"]
-        monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", queue_url)
-        boto3.client("ssm").put_parameter(Name=TRACKING_PARAMETER, Value=TRACKING_ID, Type="String")
-        yield fake, importlib.reload(importlib.import_module("event_processor"))
+        # moto's account and region are the mocks': the queue gets exactly the URL the stack hands the function.
+        queue_url = boto3.client("sqs").create_queue(QueueName=environment["DEAD_LETTER_QUEUE_URL"].rsplit("/", 1)[1])
+        assert queue_url["QueueUrl"].endswith(environment["DEAD_LETTER_QUEUE_URL"].split("amazonaws.com", 1)[1])
+        boto3.client("ssm").put_parameter(Name=environment["TRACKING_ID_PARAMETER"], Value=TRACKING_ID, Type="String")
+        module = importlib.reload(importlib.import_module("event_processor"))
+        module.processor.cache_clear()
+        yield fake, module
 
 
 def metrics_of(output: str) -> dict[str, Any]:

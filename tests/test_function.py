@@ -24,7 +24,7 @@ TABLE_STATEMENT = {"Sid": "ReadTable", "Effect": "Allow", "Action": ["dynamodb:G
 
 
 def make_args(settings: StackSettings, handlers_root: Path, **overrides: Any) -> FunctionArgs:
-    values: dict[str, Any] = {"settings": settings, "key_arn": KEY_ARN, "handler_module": "demo",
+    values: dict[str, Any] = {"stack": settings, "key_arn": KEY_ARN, "handler_module": "demo",
                               "description": "Demo", "statements": [TABLE_STATEMENT],
                               "environment": {"TABLE": "t"}, "handlers_root": handlers_root}
     values.update(overrides)

@@ -30,7 +30,8 @@ def settings_with(**values: Any) -> StackSettings:
 def pipeline(synth: Synthesize) -> Callable[..., Synthesis]:
     def run(preview: bool = False, **values: Any) -> Synthesis:
         settings = settings_with(**values)
-        return synth(lambda: IngestionPipeline("ing", IngestionArgs(settings=settings, key_arn=KEY_ARN)),
+        return synth(lambda: IngestionPipeline("ing", IngestionArgs(
+            stack=settings, ingestion=settings.ingestion, sites=settings.sites, key_arn=KEY_ARN)),
                      preview=preview)
 
     return run
@@ -276,8 +277,10 @@ def test_the_pipeline_behind_the_firewall_passes_the_policy_pack(synth: Synthesi
     settings = settings_with(corsAllowedOrigins=["https://www.example.com"])
 
     def program() -> None:
-        pipeline = IngestionPipeline("ing", IngestionArgs(settings=settings, key_arn=KEY_ARN))
-        WebFirewall("waf", WebFirewallArgs(settings=settings, key_arn=KEY_ARN, stages=[pipeline.stage]))
+        pipeline = IngestionPipeline("ing", IngestionArgs(stack=settings, ingestion=settings.ingestion,
+                                                          sites=settings.sites, key_arn=KEY_ARN))
+        WebFirewall("waf", WebFirewallArgs(stack=settings, waf=settings.waf, key_arn=KEY_ARN,
+                                           stages={"collect": pipeline.stage}))
 
     assert_policy_pack_passes(evaluate(synth(program, preview=preview)), preview)
 

@@ -19,6 +19,7 @@ from moto import mock_aws
 
 from common.training_data import INTERACTIONS_HEADER, map_objects, reduce_shard, summarize
 from tests.conftest import FakeLambdaContext
+from tests.deployed import function_environment
 from tests.test_event_processor import click
 
 BUCKET = "cp-dev-euw1-raw-123456789012"
@@ -171,8 +172,10 @@ def test_memory_stays_bounded_on_a_large_input(tmp_path: Path) -> None:
 def test_an_unknown_step_is_refused(monkeypatch: pytest.MonkeyPatch, s3: Any) -> None:
     import importlib
 
-    monkeypatch.setenv("DATA_BUCKET", BUCKET)
+    for name, value in function_environment("training_steps").items():
+        monkeypatch.setenv(name, value)
     module = importlib.import_module("training_steps")
+    module.config.cache_clear()
 
     with pytest.raises(ValueError, match="unknown step 'train'"):
         module.handler({"step": "train"}, FakeLambdaContext())

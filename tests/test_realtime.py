@@ -19,8 +19,9 @@ STREAM_ARN = f"arn:aws:kinesis:{REGION}:{ACCOUNT_ID}:stream/cp-dev-euw1-clicks"
 
 def run(synth: Synthesize, preview: bool = False, **values: str) -> Synthesis:
     settings = parse_settings({"environment": "dev", **values}, region=REGION, stack="dev")
-    return synth(lambda: RealtimeEvents("rt", RealtimeArgs(settings=settings, key_arn=KEY_ARN,
-                                                           stream_arn=STREAM_ARN)), preview=preview)
+    return synth(lambda: RealtimeEvents("rt", RealtimeArgs(
+        stack=settings, realtime=settings.realtime, published=settings.published,
+        event_types=settings.ingestion.event_types, key_arn=KEY_ARN, stream_arn=STREAM_ARN)), preview=preview)
 
 
 def inputs(synthesis: Synthesis, type_: str) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def test_the_processor_gets_its_configuration_from_the_stack(synth: Synthesize) 
     assert (function["memorySize"], function["timeout"]) == (1024, 120)
     assert function["environment"]["variables"] == {
         "POWERTOOLS_SERVICE_NAME": "event-processor", "POWERTOOLS_METRICS_NAMESPACE": "ClickstreamPersonalization",
-        "TRACKING_ID_PARAMETER": "/cp-dev-euw1/personalize/tracking-id", "TRACKING_ID_CACHE_SECONDS": "30",
+        "TRACKING_ID_PARAMETER": "/cp-dev-euw1/personalize/tracking-id", "PARAMETER_CACHE_SECONDS": "30",
         "DEAD_LETTER_QUEUE_URL": dlq.outputs["url"], "EVENT_TYPES": '["view", "play"]', "MAX_CONCURRENCY": "16"}
 
 

@@ -39,7 +39,8 @@ def test_stacks_without_a_replica_region_create_none() -> None:
     assert synthesize_stack("dev").of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig") == []
 
 
-@pytest.mark.parametrize("replica", ["eu-central-1", "sa-east-1"])
-def test_the_replica_region_must_be_another_supported_region(replica: str) -> None:
-    with pytest.raises(SettingsError, match=f"replicaRegion = '{replica}' is invalid: must be another"):
+@pytest.mark.parametrize(("replica", "allowed"), [("eu-central-1", "must differ from the stack's region"),
+                                                  ("sa-east-1", "must be one of the supported regions")])
+def test_the_replica_region_must_be_another_supported_region(replica: str, allowed: str) -> None:
+    with pytest.raises(SettingsError, match=f"replicaRegion = '{replica}' is invalid: {allowed}"):
         parse_settings({"environment": "prod", "replicaRegion": replica}, region="eu-central-1", stack="p")

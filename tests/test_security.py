@@ -20,7 +20,7 @@ from tools.synth import ACCOUNT_ID
 
 
 def build_key(settings: StackSettings, extra: tuple[ServiceKeyGrant, ...] = ()) -> None:
-    EncryptionKey("key", EncryptionKeyArgs(settings=settings, extra_grants=extra))
+    EncryptionKey("key", EncryptionKeyArgs(stack=settings, extra_grants=extra))
 
 
 def test_key_rotates_waits_and_is_aliased_from_settings(settings: StackSettings, synth: Synthesize) -> None:

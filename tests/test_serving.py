@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.serving import ServingApi, ServingArgs
-from components.settings import parse_settings
+from components.settings import StackSettings, parse_settings
 from components.templates import items_schema
 from components.waf import WebFirewall, WebFirewallArgs
 from tests.conftest import REGION, Synthesize, assert_policy_pack_passes
@@ -21,8 +21,12 @@ BUCKET = f"cp-dev-euw1-raw-{ACCOUNT_ID}"
 
 def run(synth: Synthesize, preview: bool = False, **values: str) -> Synthesis:
     settings = parse_settings({"environment": "dev", **values}, region=REGION, stack="dev")
-    return synth(lambda: ServingApi("srv", ServingArgs(settings=settings, key_arn=KEY_ARN, data_bucket_name=BUCKET,
-                                                       data_bucket_arn=f"arn:aws:s3:::{BUCKET}")), preview=preview)
+    return synth(lambda: ServingApi("srv", serving_args(settings)), preview=preview)
+
+
+def serving_args(settings: StackSettings) -> ServingArgs:
+    return ServingArgs(stack=settings, serving=settings.serving, sites=settings.sites, published=settings.published,
+                       key_arn=KEY_ARN, data_bucket_name=BUCKET, data_bucket_arn=f"arn:aws:s3:::{BUCKET}")
 
 
 def methods(synthesis: Synthesis) -> dict[str, dict[str, Any]]:
@@ -121,8 +125,8 @@ def test_serving_behind_the_firewall_passes_the_policy_pack(synth: Synthesize, p
     settings = parse_settings({"environment": "dev"}, region=REGION, stack="dev")
 
     def program() -> None:
-        serving = ServingApi("srv", ServingArgs(settings=settings, key_arn=KEY_ARN, data_bucket_name=BUCKET,
-                                                data_bucket_arn=f"arn:aws:s3:::{BUCKET}"))
-        WebFirewall("waf", WebFirewallArgs(settings=settings, key_arn=KEY_ARN, stages=[serving.stage]))
+        serving = ServingApi("srv", serving_args(settings))
+        WebFirewall("waf", WebFirewallArgs(stack=settings, waf=settings.waf, key_arn=KEY_ARN,
+                                           stages={"serve": serving.stage}))
 
     assert_policy_pack_passes(evaluate(synth(program, preview=preview)), preview)

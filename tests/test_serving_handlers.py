@@ -15,12 +15,15 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ReadTimeoutError
+from botocore.retries.standard import ExponentialBackoff
 from botocore.stub import Stubber
 from moto import mock_aws
 
 from common.catalog import Item, parse_items
 from common.recommend import BadRequestError, RecommendationRequest, parse_request
 from tests.conftest import FakeLambdaContext
+from tests.deployed import function_environment
+from tools.fake_personalize import error_reply, operation_model, serve
 
 REGION = "eu-west-1"
 BUCKET = "cp-dev-euw1-raw-123456789012"
@@ -51,11 +54,12 @@ def post(n: int, ts: int = 1_764_000_000, **fields: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
-                        "DATA_BUCKET": BUCKET, "CAMPAIGN_ARN_PARAMETER": CAMPAIGN_PARAMETER,
-                        "FILTER_ARNS_PARAMETER": FILTERS_PARAMETER, "ITEMS_DATASET_PARAMETER": DATASET_PARAMETER,
-                        "FILTER_NAMES": '["unread"]', "POWERTOOLS_SERVICE_NAME": "serving",
-                        "POWERTOOLS_METRICS_NAMESPACE": "ClickstreamPersonalization"}.items():
+    """GIVEN the environment the stack gives both serving functions (they share the bucket and cache settings)."""
+    deployed = {**function_environment("recommendations"), **function_environment("items")}
+    assert (deployed["DATA_BUCKET"], deployed["CAMPAIGN_ARN_PARAMETER"], deployed["FILTER_ARNS_PARAMETER"],
+            deployed["ITEMS_DATASET_PARAMETER"]) == (BUCKET, CAMPAIGN_PARAMETER, FILTERS_PARAMETER, DATASET_PARAMETER)
+    for name, value in {**deployed, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "t",
+                        "AWS_SECRET_ACCESS_KEY": "t", "POWERTOOLS_SERVICE_NAME": "serving"}.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -83,7 +87,6 @@ def stubbed(monkeypatch: pytest.MonkeyPatch, service: str, **config: Any) -> Ite
 @pytest.fixture
 def recommendations(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ModuleType, Stubber]]:
     module = load("recommendations")
-    module.recommender.cache_clear()
     for stubber in stubbed(monkeypatch, "personalize-runtime", config=module.RUNTIME_CONFIG):
         yield module, stubber
 
@@ -279,16 +282,41 @@ def test_items_reach_personalize_in_calls_of_ten(items_module: tuple[ModuleType,
     assert (status, body) == (200, {"stored": 12, "sentToPersonalize": 12, "pending": 0})
 
 
-def test_put_items_throttling_is_retried_then_reported_pending(items_module: tuple[ModuleType, Stubber]) -> None:
-    module, stubber = items_module
+class ThrottlingPutItems:
+    """A local PutItems endpoint that throttles its first ``throttled`` calls, then accepts."""
+
+    def __init__(self, throttled: int) -> None:
+        self.throttled, self.calls = throttled, 0
+
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        self.calls += 1
+        if self.calls <= self.throttled:
+            return error_reply(operation_model("personalize-events", "PutItems"), "ThrottlingException",
+                               "Rate exceeded")
+        return 200, {}, b"{}"
+
+
+@pytest.mark.parametrize(("throttled", "expected"), [
+    (2, {"stored": 1, "sentToPersonalize": 1, "pending": 0}),
+    (10, {"stored": 1, "sentToPersonalize": 0, "pending": 1}),
+])
+def test_put_items_throttling_is_retried_by_the_sdk_then_reported_pending(
+        aws: None, monkeypatch: pytest.MonkeyPatch, throttled: int, expected: dict[str, int]) -> None:
+    """GIVEN PutItems throttling, WHEN items arrive, THEN botocore's standard retry mode retries (4 attempts in all)
+    and what still fails is left for the next training's import."""
+    endpoint = ThrottlingPutItems(throttled)
+    monkeypatch.setattr(ExponentialBackoff, "_DEFAULT_BACKOFF_CONFIG",
+                        {"throttling_base_scale": 0.001, "non_throttling_base_scale": 0.001})
     publish(DATASET_PARAMETER, DATASET)
-    for _ in range(4):
-        stubber.add_client_error("put_items", service_error_code="ThrottlingException", http_status_code=400)
-    module.service()._sleep = lambda _: None
+    with serve(endpoint) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_PERSONALIZE_EVENTS", url)
+        module = load("items")
+        module.service.cache_clear()
 
-    status, body = call(module, post_event({"items": [post(1)]}))
+        status, body = call(module, post_event({"items": [post(1)]}))
 
-    assert (status, body) == (200, {"stored": 1, "sentToPersonalize": 0, "pending": 1})
+    assert (status, body) == (200, expected)
+    assert endpoint.calls == min(throttled + 1, 4)
 
 
 def test_items_personalize_properties_follow_the_items_dataset() -> None:
@@ -334,7 +362,7 @@ def test_browsers_of_configured_origins_may_read_recommendations(
         allowed: bool) -> None:
     module, _ = recommendations
     monkeypatch.setenv("CORS_ALLOWED_ORIGINS", '["https://www.example.com"]')
-    module.allowed_origins.cache_clear()
+    module.service.cache_clear()
 
     result = module.handler({**get_event(), "headers": {"origin": origin}}, FakeLambdaContext())
 

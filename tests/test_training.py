@@ -20,7 +20,9 @@ BUCKET = f"cp-dev-euw1-raw-{ACCOUNT_ID}"
 def run(synth: Synthesize, preview: bool = False, **values: str) -> Synthesis:
     settings = parse_settings({"environment": "dev", **values}, region=REGION, stack="dev")
     return synth(lambda: TrainingOrchestration("trn", TrainingArgs(
-        settings=settings, key_arn=KEY_ARN, data_bucket_name=BUCKET, data_bucket_arn=f"arn:aws:s3:::{BUCKET}")),
+        stack=settings, training=settings.training, published=settings.published,
+        event_types=settings.ingestion.event_types, key_arn=KEY_ARN, data_bucket_name=BUCKET,
+        data_bucket_arn=f"arn:aws:s3:::{BUCKET}")),
         preview=preview)
 
 

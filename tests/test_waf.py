@@ -12,7 +12,7 @@ from botocore.validate import ParamValidator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.settings import parse_settings
+from components.settings import WafSettings, parse_settings
 from components.waf import MAX_BODY_BYTES, REQUIRED_MANAGED_GROUPS, max_number_regex, web_acl_rules
 from tests.test_collect_templates import make_event
 from tools.synth import stack_names, synthesize_stack
@@ -20,14 +20,14 @@ from tools.synth import stack_names, synthesize_stack
 CREATE_WEB_ACL = botocore.session.get_session().get_service_model("wafv2").operation_model("CreateWebACL")
 
 
-def settings(**values: str) -> object:
-    return parse_settings({"environment": "dev", **values}, region="eu-west-1", stack="dev")
+def settings(**values: str) -> WafSettings:
+    return parse_settings({"environment": "dev", **values}, region="eu-west-1", stack="dev").waf
 
 
 @pytest.mark.parametrize("values", [{}, {"wafBlockAnonymousIps": "true", "wafRateLimitPer5Minutes": "500",
                                          "wafCountOnlyRules": '["AWSManagedRulesSQLiRuleSet:SQLi_BODY"]'}])
 def test_the_rules_are_a_valid_create_web_acl_request(values: dict[str, str]) -> None:
-    rules = web_acl_rules(settings(**values))  # type: ignore[arg-type]
+    rules = web_acl_rules(settings(**values))
     request = {"Name": "acl", "Scope": "REGIONAL", "DefaultAction": {"Allow": {}}, "Rules": rules,
                "VisibilityConfig": {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True,
                                     "MetricName": "acl"}}
@@ -40,7 +40,7 @@ def test_the_rules_are_a_valid_create_web_acl_request(values: dict[str, str]) ->
 
 
 def test_managed_groups_rate_limit_and_overrides_follow_the_settings() -> None:
-    rules = {r["Name"]: r for r in web_acl_rules(settings(  # type: ignore[arg-type]
+    rules = {r["Name"]: r for r in web_acl_rules(settings(
         wafBlockAnonymousIps="true", wafRateLimitPer5Minutes="500",
         wafCountOnlyRules='["AWSManagedRulesSQLiRuleSet:SQLi_BODY"]'))}
 
@@ -54,7 +54,7 @@ def test_managed_groups_rate_limit_and_overrides_follow_the_settings() -> None:
 
 
 def test_anonymous_ips_are_not_blocked_by_default() -> None:
-    names = [r["Name"] for r in web_acl_rules(settings())]  # type: ignore[arg-type]
+    names = [r["Name"] for r in web_acl_rules(settings())]
 
     assert "AWSManagedRulesAnonymousIpList" not in names
 
@@ -98,3 +98,11 @@ def test_every_stage_is_associated_and_the_firewall_logs_redacted(stack: str) ->
                      if g.outputs["arn"] == destination)
     assert log_group.inputs["name"].startswith("aws-waf-logs-")
     assert log_group.inputs["kmsKeyId"]
+
+
+def test_associations_are_named_by_stage_and_adopt_the_positional_names() -> None:
+    associations = synthesize_stack("dev", preview=False).of_type("aws:wafv2/webAclAssociation:WebAclAssociation")
+
+    assert {(a.name, tuple(a.aliases)) for a in associations} == {
+        ("cp-dev-euw1-firewall-association-collect", ("cp-dev-euw1-firewall-association-0",)),
+        ("cp-dev-euw1-firewall-association-serve", ("cp-dev-euw1-firewall-association-1",))}

@@ -71,6 +71,8 @@ class RegisteredResource:
     property_dependencies: dict[str, list[str]]
     provider: str | None
     custom: bool
+    # Names (or URNs) the resource was known by before: a rename with an alias keeps the resource in users' stacks.
+    aliases: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -168,6 +170,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
                 provider=request.provider or None,
                 custom=bool(request.custom),
+                aliases=[alias.urn or alias.spec.name for alias in request.aliases],
             ))
         return response
 
@@ -179,20 +182,81 @@ def _config_string(value: Any) -> str:
     return json.dumps(value)
 
 
-def stack_config(stack: str, root: Path = ROOT) -> dict[str, str]:
-    """The config a stack's program receives: Pulumi.yaml's declared defaults overlaid by Pulumi.<stack>.yaml."""
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text(encoding="utf-8"))
-    name = project["name"]
+class StackFileError(ValueError):
+    """A project or stack file that cannot be read; the message names the file."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; the Pulumi CLI refuses the file, so do we."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(file: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - safe loader
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise StackFileError(f"{file.name}: invalid YAML{where}: {problem}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise StackFileError(f"{file.name}: expected a mapping at the top level, got {type(loaded).__name__}")
+    return loaded
+
+
+SECRET_PLACEHOLDER = "<encrypted secret>"  # noqa: S105 - a marker, not a secret
+
+
+def _stack_value(file: Path, key: str, value: Any, allow_secrets: bool) -> str:
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        if allow_secrets:
+            return SECRET_PLACEHOLDER
+        raise StackFileError(f"{file.name}: {key} is an encrypted secret: cannot be read offline "
+                             "(keep secrets out of the settings the plan needs, or set a plain value for planning)")
+    return _config_string(value)
+
+
+def stack_config(stack: str, root: Path = ROOT, *, allow_secrets: bool = False) -> dict[str, str]:
+    """The config a stack's program receives: Pulumi.yaml's declared defaults overlaid by Pulumi.<stack>.yaml.
+
+    Raises ``StackFileError`` (a ``ValueError``) naming the file for invalid YAML, duplicate keys, a misshapen
+    ``config`` section or an encrypted ``secure:`` value (``allow_secrets``: the value reads as
+    ``SECRET_PLACEHOLDER`` instead, for checks that do not need it); ``FileNotFoundError`` when the file is missing.
+    """
+    project_file = root / "Pulumi.yaml"
+    project = _load_yaml(project_file)
+    name = project.get("name")
+    if not isinstance(name, str) or not name:
+        raise StackFileError(f"{project_file.name}: the project has no name")
+    declared = project.get("config") or {}
+    if not isinstance(declared, dict):
+        raise StackFileError(f"{project_file.name}: config must be a mapping")
     config: dict[str, str] = {}
-    for key, spec in (project.get("config") or {}).items():
+    for key, spec in declared.items():
         if isinstance(spec, dict) and "default" in spec:
             config[key if ":" in key else f"{name}:{key}"] = _config_string(spec["default"])
     stack_file = root / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
         raise FileNotFoundError(f"no stack file {stack_file.name} in {root}")
-    values = (yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}).get("config") or {}
+    values = _load_yaml(stack_file).get("config") or {}
+    if not isinstance(values, dict):
+        raise StackFileError(f"{stack_file.name}: config must be a mapping of key: value")
     for key, value in values.items():
-        config[key if ":" in key else f"{name}:{key}"] = _config_string(value)
+        if not isinstance(key, str):
+            raise StackFileError(f"{stack_file.name}: config key {key!r} is not a string")
+        full = key if ":" in key else f"{name}:{key}"
+        config[full] = _stack_value(stack_file, full, value, allow_secrets)
     return config
 
 

@@ -19,10 +19,12 @@ from urllib.parse import quote, unquote
 
 import fastjsonschema
 
+from common.contract import Key
+
 SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "items.schema.json"
-BY_ID_PREFIX = "items/by-id/"
-BY_TIME_PREFIX = "items/by-time/"
-POPULAR_KEY = "published/popular-items.json"
+BY_ID_PREFIX = Key.ITEMS_BY_ID
+BY_TIME_PREFIX = Key.ITEMS_BY_TIME
+POPULAR_KEY = Key.POPULAR_ITEMS
 _LATEST_TIMESTAMP = 9_999_999_999
 MAX_ITEMS_PER_PUT = 10  # PutItems' limit
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,17 +46,6 @@ def event_schema(event_types: Sequence[str]) -> dict[str, Any]:
 @lru_cache(maxsize=8)
 def _validator(event_types: tuple[str, ...]) -> Any:
     return fastjsonschema.compile(event_schema(event_types))
-
-
-def configured_event_types(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    raw = (os.environ if environ is None else environ).get("EVENT_TYPES", "")
-    try:
-        types = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"EVENT_TYPES must be a JSON list of event types, got {raw!r}") from error
-    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
-        raise ValueError(f"EVENT_TYPES must be a non-empty JSON list of strings, got {raw!r}")
-    return tuple(types)
 
 
 def parse_event(event: Any, event_types: tuple[str, ...]) -> ClickEvent:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -15,7 +16,7 @@ def bad_request(message: str, request_id: str | None = None) -> dict[str, Any]:
     return reply(400, {"message": message, "requestId": request_id})
 
 
-def cors_headers(event: dict[str, Any], allowed_origins: list[str]) -> dict[str, str]:
+def cors_headers(event: dict[str, Any], allowed_origins: Sequence[str]) -> dict[str, str]:
     """``Access-Control-Allow-Origin`` for a request from one of ``allowed_origins`` (always ``Vary: Origin``)."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     origin = headers.get("origin", "")

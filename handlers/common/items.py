@@ -1,19 +1,17 @@
 """New items: kept in the items store first (nothing is lost), then sent to Personalize once an items dataset
-exists, ≤ 10 per PutItems call, retried briefly when throttled (PutItems allows about 10 calls a second)."""
+exists, ≤ 10 per PutItems call (the client's retry mode retries throttling: PutItems allows about 10 calls a
+second)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.catalog import MAX_ITEMS_PER_PUT, Item
-from common.retry import backoff_delay, is_transient
 from common.ssm import CachedParameter
 
 logger = logging.getLogger(__name__)
@@ -24,12 +22,9 @@ class StoreUnavailableError(RuntimeError):
 
 
 class ItemsService:
-    def __init__(self, *, s3_client: Any, bucket: str, events_client: Any, dataset_arn: CachedParameter,
-                 attempts: int = 4, sleep: Callable[[float], None] = time.sleep,
-                 jitter: Callable[[], float] = random.random) -> None:
+    def __init__(self, *, s3_client: Any, bucket: str, events_client: Any, dataset_arn: CachedParameter) -> None:
         self._s3, self._bucket = s3_client, bucket
         self._events, self._dataset_arn = events_client, dataset_arn
-        self._attempts, self._sleep, self._jitter = attempts, sleep, jitter
 
     def add(self, items: Sequence[Item]) -> dict[str, Any]:
         self._store(items)
@@ -57,13 +52,9 @@ class ItemsService:
                     raise StoreUnavailableError(f"items store write failed: {type(error).__name__}") from error
 
     def _put_items(self, dataset_arn: str, chunk: Sequence[Item]) -> bool:
-        for attempt in range(self._attempts):
-            try:
-                self._events.put_items(datasetArn=dataset_arn, items=[i.personalize_item() for i in chunk])
-                return True
-            except (ClientError, BotoCoreError) as error:
-                if not is_transient(error) or attempt == self._attempts - 1:
-                    logger.warning("PutItems failed (%s); the next training imports these items", error)
-                    return False
-                self._sleep(backoff_delay(attempt, self._jitter(), base=0.2))
-        return False
+        try:
+            self._events.put_items(datasetArn=dataset_arn, items=[i.personalize_item() for i in chunk])
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("PutItems failed (%s); the next training imports these items", error)
+            return False
+        return True

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from common.catalog import BY_ID_PREFIX, POPULAR_KEY
+from common.contract import Key
 from common.events import InvalidRecordError, parse_event
 
 INTERACTIONS_HEADER = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "RECOMMENDATION_ID", "IMPRESSION"]
@@ -38,7 +39,7 @@ POPULAR_ITEMS = 100
 
 
 def run_prefix(run_id: str) -> str:
-    return f"prepared/{run_id}/"
+    return f"{Key.PREPARED}{run_id}/"
 
 
 @dataclass
