@@ -10,9 +10,11 @@ import copy
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import pulumi
 import pulumi_aws as aws
 import pytest
 from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
@@ -40,7 +42,8 @@ def compliant(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
 
     def program() -> None:
         outputs = build(settings)
-        demo = LambdaFunction("demo", FunctionArgs(settings=settings, key_arn=outputs["kmsKeyArn"],
+        key_arn = cast(pulumi.Output[str], outputs["kmsKeyArn"])
+        demo = LambdaFunction("demo", FunctionArgs(stack=settings, key_arn=key_arn,
                                                    handler_module="demo", description="Demo",
                                                    environment={"TABLE": "t"}, handlers_root=handlers_root,
                                                    asynchronous=True))
@@ -48,18 +51,30 @@ def compliant(tmp_path_factory: pytest.TempPathFactory) -> Synthesis:
                                principal="events.amazonaws.com",
                                source_arn=f"arn:aws:events:{REGION}:123456789012:rule/cp-dev-euw1-nightly")
         # Until the training orchestration brings its own, a topic and a state machine as the pack wants them.
-        aws.sns.Topic("demo-topic", kms_master_key_id=outputs["kmsKeyArn"])
+        aws.sns.Topic("demo-topic", kms_master_key_id=key_arn)
         aws.sfn.StateMachine(
             "demo-machine", role_arn=demo.role.arn, type="STANDARD",
             definition='{"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}',
             encryption_configuration=aws.sfn.StateMachineEncryptionConfigurationArgs(
-                type="CUSTOMER_MANAGED_KMS_KEY", kms_key_id=outputs["kmsKeyArn"]),
+                type="CUSTOMER_MANAGED_KMS_KEY", kms_key_id=key_arn),
             logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
                 level="ALL", include_execution_data=True,
                 log_destination=demo.log_group.arn.apply(lambda arn: f"{arn}:*")),
             tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True))
 
     return synthesize({"aws:region": REGION}, stack="dev", preview=False, program=program)
+
+
+@dataclass(frozen=True)
+class Rewire:
+    """A mutation that also cuts property dependencies (a value no longer wired to the stack's resource) or turns the
+    resource into another type (the same inputs on, say, a user instead of a role)."""
+    mutate: Mutation
+    unwire: tuple[str, ...] = ()
+    retype: str | None = None
+
+    def __call__(self, props: dict[str, Any]) -> None:
+        self.mutate(props)
 
 
 def mutated(synthesis: Synthesis, type_: str | tuple[str, str], mutate: Mutation | None) -> Synthesis:
@@ -70,9 +85,15 @@ def mutated(synthesis: Synthesis, type_: str | tuple[str, str], mutate: Mutation
     target = next(r for r in resources if r.type == type_ and name in (None, r.name))
     if mutate is None:
         resources.remove(target)
-    else:
-        mutate(target.inputs)
-        mutate(target.outputs)
+        return Synthesis(synthesis.stack, resources)
+    mutate(target.inputs)
+    mutate(target.outputs)
+    if isinstance(mutate, Rewire):
+        for prop in mutate.unwire:
+            target.property_dependencies[prop] = []
+        if mutate.retype:
+            target.urn = target.urn.replace(f"::{target.type}::", f"::{mutate.retype}::")
+            target.type = mutate.retype
     return Synthesis(synthesis.stack, resources)
 
 
@@ -122,6 +143,33 @@ def first_statement(**changes: Any) -> Mutation:
     return mutate
 
 
+def add_statement(statement: dict[str, Any]) -> Mutation:
+    """Append ``statement`` to the resource's policy document (starting one when there is none)."""
+    def mutate(props: dict[str, Any]) -> None:
+        document: dict[str, Any] = json.loads(props["policy"]) if isinstance(props.get("policy"), str) else {
+            "Version": "2012-10-17", "Statement": []}
+        document["Statement"].append(statement)
+        props["policy"] = json.dumps(document)
+
+    return mutate
+
+
+def lifecycle_rule(index: int, **changes: Any) -> Mutation:
+    def mutate(props: dict[str, Any]) -> None:
+        props["rules"][index].update(changes)
+
+    return mutate
+
+
+def managed_group(name: str, **changes: Any) -> Mutation:
+    def mutate_rules(rules: list[dict[str, Any]]) -> None:
+        for rule in rules:
+            if rule["Name"] == name:
+                rule.update(changes)
+
+    return waf_rules(mutate_rules)
+
+
 def tls_policy(effect: str, secure_transport: str) -> Mutation:
     def mutate(props: dict[str, Any]) -> None:
         document = json.loads(props["policy"])
@@ -147,6 +195,20 @@ SETTINGS = "aws:apigateway/methodSettings:MethodSettings"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 FUNCTION_DEMO = ("aws:lambda/function:Function", "demo-function")
 MACHINE = "aws:sfn/stateMachine:StateMachine"
+KEY = "aws:kms/key:Key"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+STREAM = "aws:kinesis/stream:Stream"
+PERMISSION = "aws:lambda/permission:Permission"
+TOPIC = "aws:sns/topic:Topic"
+ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
+WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+FOREIGN_STAGE = "arn:aws:apigateway:eu-west-1::/restapis/someoneelse/stages/prod"
+FOREIGN_ACL = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/other/11111111-2222-3333-4444-555555555555"
+PUBLIC_READ = {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+               "Resource": "arn:aws:s3:::cp-dev-euw1-raw-123456789012/*"}
 
 CASES: list[tuple[str, str | tuple[str, str], Mutation | None, str]] = [
     ("kms-key-rotation-enabled", "aws:kms/key:Key", put("enableKeyRotation", False), "set enable_key_rotation=True"),
@@ -177,7 +239,6 @@ CASES: list[tuple[str, str | tuple[str, str], Mutation | None, str]] = [
     *[("s3-bucket-public-access-blocked", PAB, put(flag, False), "set to True") for flag in
       ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")],
     ("s3-bucket-tls-only", BUCKET_POLICY, None, "aws:SecureTransport is false"),
-    ("s3-bucket-tls-only", BUCKET_POLICY, tls_policy("Allow", "false"), "aws:SecureTransport is false"),
     ("s3-bucket-tls-only", BUCKET_POLICY, tls_policy("Deny", "true"), "aws:SecureTransport is false"),
     ("apigateway-stage-access-logging", STAGE, drop("accessLogSettings"), "set access_log_settings"),
     ("apigateway-stage-access-logging", STAGE, drop("accessLogSettings", "format"), "a JSON format"),
@@ -223,6 +284,70 @@ CASES: list[tuple[str, str | tuple[str, str], Mutation | None, str]] = [
     ("sfn-statemachine-logging", MACHINE, put("loggingConfiguration", "level", "OFF"), "level ALL"),
     ("sfn-statemachine-logging", MACHINE, drop("loggingConfiguration"), "level ALL"),
     ("sfn-statemachine-tracing", MACHINE, drop("tracingConfiguration"), "enabled=True"),
+    # Issue 13: the blind spots.
+    ("kms-key-policy-no-public-principal", KEY, add_statement({
+        "Sid": "Everyone", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Decrypt", "Resource": "*"}),
+     "name the principals"),
+    ("kms-key-policy-no-public-principal", KEY, add_statement({
+        "Sid": "EveryoneOverTls", "Effect": "Allow", "Principal": "*", "Action": ["kms:Decrypt"], "Resource": "*",
+        "Condition": {"Bool": {"aws:SecureTransport": "true"}}}), "kms:CallerAccount"),
+    ("s3-bucket-versioning-enabled", VERSIONING, put("versioningConfiguration", {"status": "Suspended"}),
+     'status "Enabled"'),
+    ("s3-bucket-versioning-enabled", VERSIONING, None, "add a BucketVersioning"),
+    ("s3-bucket-lifecycle-keeps-history", LIFECYCLE, lifecycle_rule(0, expiration={"days": 7.0}),
+     "raise rawDataExpirationDays"),
+    ("s3-bucket-lifecycle-keeps-history", LIFECYCLE, lifecycle_rule(2, noncurrentVersionExpiration={
+        "noncurrentDays": 1.0}), "raise noncurrentVersionExpirationDays"),
+    ("s3-bucket-acls-disabled", OWNERSHIP, put("rule", {"objectOwnership": "ObjectWriter"}), "BucketOwnerEnforced"),
+    ("s3-bucketpolicy-no-public-access", BUCKET_POLICY, add_statement(PUBLIC_READ), "name the principals"),
+    ("cloudwatch-metricalarm-actions", ALARM, drop("alarmActions"), "set alarm_actions"),
+    ("cloudwatch-metricalarm-actions", ALARM, put("alarmActions", ["arn:aws:s3:::cp-dev-euw1-raw-123456789012"]),
+     "not an SNS topic"),
+    ("cloudwatch-metricalarm-actions-enabled", ALARM, put("actionsEnabled", False), "actions_enabled"),
+    ("wafv2-webacl-no-count-override", WEB_ACL, managed_group("AWSManagedRulesCommonRuleSet",
+                                                              OverrideAction={"Count": {}}), "rule_action_overrides"),
+    ("wafv2-webacl-metrics", WEB_ACL, put("visibilityConfig", "cloudwatchMetricsEnabled", False),
+     "cloudwatch_metrics_enabled=True"),
+    ("wafv2-webaclloggingconfiguration-destination", WAF_LOGGING, Rewire(put(
+        "logDestinationConfigs", ["arn:aws:logs:eu-west-1:123456789012:log-group:cp-dev-euw1-api"]),
+        unwire=("logDestinationConfigs",)), "aws-waf-logs-*"),
+    ("kinesis-stream-retention", STREAM, put("retentionPeriod", 12.0), "between 24 and 8760"),
+    ("kinesis-stream-shard-count", STREAM, put("streamModeDetails", {"streamMode": "PROVISIONED"}),
+     "at least 1"),
+    ("firehose-deliverystream-buffering", FIREHOSE, put("extendedS3Configuration", "bufferingSize", 0.0),
+     "between 1 and 128 MiB"),
+    ("firehose-deliverystream-buffering", FIREHOSE, put("extendedS3Configuration", "bufferingInterval", 901.0),
+     "between 60 and 900 s"),
+    ("lambda-eventsourcemapping-batching", ESM, put("batchSize", 0.0), "set batch_size"),
+    ("lambda-permission-not-public", PERMISSION, put("principal", "*"), 'never "*"'),
+    ("lambda-function-supported-runtime", FUNCTION, put("runtime", "python3.8"), "supported runtime"),
+    ("apigateway-methodsettings-cache-encrypted", SETTINGS, put("settings", "cachingEnabled", True),
+     "cache_data_encrypted=True"),
+    ("iam-policy-no-kms-decrypt-all-keys", ROLE_POLICY, first_statement(
+        Action=["kms:Decrypt"], Resource="arn:aws:kms:*:123456789012:key/*"), "every KMS key"),
+    ("iam-user-no-policies", ROLE_POLICY, Rewire(put("user", "cms"), retype="aws:iam/userPolicy:UserPolicy"),
+     "IAM users"),
+    ("sns-topic-policy-no-public-access", TOPIC, add_statement({
+        "Sid": "AnyonePublishes", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sns:Publish",
+        "Resource": "*"}), "name the publishing service"),
+    ("sqs-queue-policy-no-public-access", QUEUE, add_statement({
+        "Sid": "AnyoneSends", "Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage", "Resource": "*"}),
+     "name the sending service"),
+]
+
+
+# One misconfiguration that two policies report: wiring a side resource elsewhere also leaves the stack's resource
+# without it.
+CASCADES: list[tuple[tuple[str, ...], str | tuple[str, str], Mutation, str]] = [
+    # The TLS statement turned into an allow: plain HTTP is accepted, and from anyone.
+    (("s3-bucketpolicy-no-public-access", "s3-bucket-tls-only"), BUCKET_POLICY, tls_policy("Allow", "false"),
+     "aws:SecureTransport is false"),
+    (("apigateway-stage-waf-associated", "wafv2-webaclassociation-stack-stage"), ASSOCIATION,
+     Rewire(put("resourceArn", FOREIGN_STAGE), unwire=("resourceArn",)), "not a stage of this stack"),
+    (("apigateway-stage-waf-associated", "wafv2-webaclassociation-stack-acl"), ASSOCIATION,
+     Rewire(put("webAclArn", FOREIGN_ACL), unwire=("webAclArn",)), "not this stack's web ACL"),
+    (("wafv2-webacl-logging", "wafv2-webaclloggingconfiguration-stack-acl"), WAF_LOGGING,
+     Rewire(put("resourceArn", FOREIGN_ACL), unwire=("resourceArn",)), "not this stack's web ACL"),
 ]
 
 
@@ -234,7 +359,11 @@ def test_the_compliant_resources_pass_every_policy(compliant: Synthesis) -> None
 REPORTED_ON = {"s3-bucket-encrypted": "aws:s3/bucket:Bucket",
                "s3-bucket-public-access-blocked": "aws:s3/bucket:Bucket",
                "s3-bucket-tls-only": "aws:s3/bucket:Bucket", "apigateway-stage-waf-associated": STAGE,
-               "apigateway-stage-execution-logging": STAGE, "wafv2-webacl-logging": WEB_ACL}
+               "apigateway-stage-execution-logging": STAGE, "wafv2-webacl-logging": WEB_ACL,
+               "s3-bucket-versioning-enabled": "aws:s3/bucket:Bucket",
+               "s3-bucket-lifecycle-keeps-history": "aws:s3/bucket:Bucket",
+               "s3-bucket-acls-disabled": "aws:s3/bucket:Bucket",
+               "iam-user-no-policies": "aws:iam/userPolicy:UserPolicy"}
 
 
 def test_the_catalogue_covers_at_least_thirty_misconfigurations() -> None:
@@ -252,8 +381,17 @@ def test_one_mutation_is_caught_by_its_policy(compliant: Synthesis, policy: str,
     assert findings[0].resource_type == REPORTED_ON.get(policy, type_ if isinstance(type_, str) else type_[0])
 
 
+@pytest.mark.parametrize(("policies", "type_", "mutate", "fix"), CASCADES, ids=[c[0][-1] for c in CASCADES])
+def test_a_misconfiguration_caught_twice_names_both_policies(compliant: Synthesis, policies: tuple[str, ...],
+                                                             type_: str, mutate: Mutation, fix: str) -> None:
+    findings = evaluate(mutated(compliant, type_, mutate))
+
+    assert sorted(names(findings)) == sorted(policies)
+    assert any(fix in f.message for f in findings if f.policy == policies[-1])
+
+
 def test_every_policy_has_a_mutation_case() -> None:
-    assert {case[0] for case in CASES} == set(POLICY_BY_NAME)
+    assert {case[0] for case in CASES} | {p for case in CASCADES for p in case[0]} == set(POLICY_BY_NAME)
 
 
 def test_function_without_environment_needs_no_key(compliant: Synthesis) -> None:
@@ -308,8 +446,8 @@ def test_read_only_methods_need_no_validator(compliant: Synthesis) -> None:
 def test_presence_checks_stay_decisive_when_the_value_is_unknown(settings: StackSettings, handlers_root: Path,
                                                                  synth: Synthesize) -> None:
     def program() -> None:
-        key = EncryptionKey("key", EncryptionKeyArgs(settings=settings))
-        LambdaFunction("demo", FunctionArgs(settings=settings, key_arn=key.arn, handler_module="demo",
+        key = EncryptionKey("key", EncryptionKeyArgs(stack=settings))
+        LambdaFunction("demo", FunctionArgs(stack=settings, key_arn=key.arn, handler_module="demo",
                                             description="Demo", environment={"TABLE": "t"},
                                             handlers_root=handlers_root))
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import (
+    PolicyConfigSchema,
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
@@ -80,3 +81,55 @@ def customer_key_rule(name: str, description: str, resource_type: str, prop: str
                              "stack's key (EncryptionKey.arn).", None)
 
     return resource_policy(name, description, resource_type, check)
+
+
+def items(value: Any) -> list[Any]:
+    """The elements of a list-valued property, each one ``UNKNOWN`` when only known after deploy; ``[]`` for None.
+
+    A whole list that is unknown reads as ``[UNKNOWN]``: present, contents unknown."""
+    if value is None:
+        return []
+    if value is UNKNOWN:
+        return [UNKNOWN]
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return [value]
+    result: list[Any] = []
+    for index in range(len(value)):
+        try:
+            result.append(value[index])
+        except UnknownValueError:
+            result.append(UNKNOWN)
+    return result
+
+
+def number(props: Mapping[str, Any], key: str) -> float | None:
+    """A numeric property as a float; None when absent, not a number or unknown (callers treat unknown as set)."""
+    value = peek(props, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def configured_policy(name: str, description: str, resource_type: str | tuple[str, ...], check: ResourceCheck,
+                      properties: dict[str, Any]) -> ResourceValidationPolicy:
+    """A resource policy on one or more types with a configuration schema (``properties`` with defaults)."""
+    types = (resource_type,) if isinstance(resource_type, str) else resource_type
+
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if args.resource_type in types:
+            check(args, report_violation)
+
+    return ResourceValidationPolicy(name=name, description=description, validate=validate,
+                                    config_schema=PolicyConfigSchema(properties=properties) if properties else None)
+
+
+def typed_policy(name: str, description: str, resource_types: tuple[str, ...],
+                 check: ResourceCheck) -> ResourceValidationPolicy:
+    """A resource policy that runs ``check`` on resources of any of ``resource_types``."""
+    return configured_policy(name, description, resource_types, check, {})
+
+
+def stack_policy_with_config(name: str, description: str, validate: StackValidation,
+                             properties: dict[str, Any]) -> StackValidationPolicy:
+    return StackValidationPolicy(name=name, description=description, validate=validate,
+                                 config_schema=PolicyConfigSchema(properties=properties))

@@ -46,6 +46,13 @@ def _write_authorized(args: ResourceValidationArgs, report_violation: ReportViol
                      "it in publicWriteMethods in the stack's policy configuration.", None)
 
 
+def _cache_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    settings = args.props.get("settings") or {}
+    if settings.get("cachingEnabled") is True and settings.get("cacheDataEncrypted") is not True:
+        report_violation(f"Method settings {args.name} cache responses unencrypted: set cache_data_encrypted=True "
+                         "with caching_enabled (or turn caching off).", None)
+
+
 def _execution_logging(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     for stage in (r for r in args.resources if r.resource_type == "aws:apigateway/stage:Stage"):
         settings = [m.props.get("settings") or {} for m in attached(
@@ -87,5 +94,13 @@ apigateway_stage_execution_logging = stack_policy(
     _execution_logging,
 )
 
-POLICIES = [apigateway_stage_access_logging, apigateway_stage_xray, apigateway_method_validated,
+apigateway_methodsettings_cache_encrypted = resource_policy(
+    "apigateway-methodsettings-cache-encrypted",
+    "Stages that cache responses encrypt the cache.",
+    "aws:apigateway/methodSettings:MethodSettings",
+    _cache_encrypted,
+)
+
+POLICIES = [apigateway_methodsettings_cache_encrypted, apigateway_stage_access_logging, apigateway_stage_xray,
+            apigateway_method_validated,
             apigateway_method_write_authorized, apigateway_stage_execution_logging]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from pulumi_policy import PolicyResource, ReportViolation, ResourceValidationArgs, StackValidationArgs
 
-from ._helpers import ResourceCheck, attached, is_set, resource_policy, stack_policy
+from ._helpers import ResourceCheck, attached, configured_policy, is_set, number, peek, resource_policy, stack_policy
 
 FUNCTION = "aws:lambda/function:Function"
 
@@ -24,6 +24,23 @@ def _environment_encrypted(args: ResourceValidationArgs, report_violation: Repor
     if not is_set(args.props, "kmsKeyArn"):
         report_violation(f"Function {args.name} keeps its environment under the AWS-managed key: set kms_key_arn "
                          "to the stack's key.", None)
+
+
+# Runtimes Lambda still supports in 2026-12 (nodejs20.x left standard support in 2026-04); FSBP Lambda.2 checks the
+# same. Review against the Lambda runtimes page when a runtime nears its deprecation date.
+DEFAULT_SUPPORTED_RUNTIMES = ["python3.11", "python3.12", "python3.13", "python3.14", "nodejs22.x", "nodejs24.x",
+                              "java17", "java21", "java25", "dotnet8", "dotnet10", "ruby3.3", "ruby3.4",
+                              "provided.al2023"]
+
+
+def _supported_runtime(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    runtime = peek(args.props, "runtime")
+    if args.props.get("packageType") == "Image" or not isinstance(runtime, str):
+        return  # container images bring their own runtime; an unknown runtime is checked at update
+    supported = args.get_config().get("supportedRuntimes", DEFAULT_SUPPORTED_RUNTIMES)
+    if runtime not in supported:
+        report_violation(f"Function {args.name} runs on {runtime}, which is not a supported runtime: use one of "
+                         f"{', '.join(supported)} (settings.LAMBDA_RUNTIME).", None)
 
 
 lambda_function_tracing_active = resource_policy(
@@ -82,6 +99,24 @@ def _bounded(args: ResourceValidationArgs, report_violation: ReportViolation) ->
                              f"its shard: set {arg} to a bound.", None)
 
 
+def _batching(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    stream = is_set(args.props, "startingPosition")
+    limits = [("batchSize", "batch_size", 1, 10000), ("maximumBatchingWindowInSeconds",
+                                                      "maximum_batching_window_in_seconds", 0, 300)]
+    if stream:
+        limits.append(("parallelizationFactor", "parallelization_factor", 1, 10))
+    for key, argument, low, high in limits:
+        value = number(args.props, key)
+        if value is not None and not low <= value <= high:
+            report_violation(f"Event source mapping {args.name} has {key} {value:g}, outside Lambda's {low}-{high}: "
+                             f"set {argument} within it (processorBatchSize, processorBatchingWindowSeconds, "
+                             "processorParallelizationFactor).", None)
+
+
+lambda_eventsourcemapping_batching = resource_policy(
+    "lambda-eventsourcemapping-batching",
+    "Event source mappings batch within Lambda's limits (batch size 1-10000, window 0-300 s, parallelization 1-10).",
+    ESM, _batching)
 lambda_eventsourcemapping_on_failure_destination = resource_policy(
     "lambda-eventsourcemapping-on-failure-destination",
     "Stream consumers send what they give up on to an on-failure destination.",
@@ -107,6 +142,18 @@ def _permission_source_arn(args: ResourceValidationArgs, report_violation: Repor
                          None)
 
 
+def _permission_not_public(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if peek(args.props, "principal") == "*" and not is_set(args.props, "principalOrgId"):
+        report_violation(f"Permission {args.name} lets every AWS account invoke the function: set principal to the "
+                         "calling service (e.g. apigateway.amazonaws.com) or account, never \"*\".", None)
+
+
+lambda_permission_not_public = resource_policy(
+    "lambda-permission-not-public",
+    "Lambda permissions name a service, an account or an organization, not everyone.",
+    "aws:lambda/permission:Permission",
+    _permission_not_public,
+)
 lambda_permission_source_arn = resource_policy(
     "lambda-permission-source-arn",
     "Lambda permissions name the resource allowed to invoke (source ARN).",
@@ -145,7 +192,16 @@ lambda_function_async_dead_letter = stack_policy(
     _async_dead_letter,
 )
 
-POLICIES = [lambda_function_tracing_active, lambda_function_environment_encrypted,
+lambda_function_supported_runtime = configured_policy(
+    "lambda-function-supported-runtime",
+    "Functions run on a runtime Lambda still supports.",
+    FUNCTION,
+    _supported_runtime,
+    {"supportedRuntimes": {"type": "array", "items": {"type": "string"}, "default": DEFAULT_SUPPORTED_RUNTIMES}},
+)
+
+POLICIES = [lambda_function_tracing_active, lambda_function_environment_encrypted, lambda_function_supported_runtime,
+            lambda_eventsourcemapping_batching, lambda_permission_not_public,
             lambda_eventsourcemapping_on_failure_destination, lambda_eventsourcemapping_bisect,
             lambda_eventsourcemapping_partial_batch, lambda_eventsourcemapping_bounded_retries,
             lambda_permission_source_arn, lambda_function_async_dead_letter]

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from ._helpers import customer_key_rule
+from pulumi_policy import ReportViolation, ResourceValidationArgs
+
+from . import _documents
+from ._helpers import customer_key_rule, typed_policy
+
+TOPIC = "aws:sns/topic:Topic"
+TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
+
+
+def _policy_not_public(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    for statement in _documents.public_grants(args.props.get("policy")):
+        report_violation(f"Topic policy of {args.name} lets anyone {statement.get('Action')} (statement "
+                         f"{_documents.sid(statement)}): name the publishing service or account, or add a condition "
+                         "on aws:SourceAccount, aws:SourceArn or aws:PrincipalOrgID with fixed values.", None)
+
 
 sns_topic_encrypted = customer_key_rule(
-    "sns-topic-encrypted", "Topics are encrypted with a customer-managed KMS key.", "aws:sns/topic:Topic",
+    "sns-topic-encrypted", "Topics are encrypted with a customer-managed KMS key.", TOPIC,
     "kmsMasterKeyId", "alias/aws/sns", "Topic", "kms_master_key_id")
+sns_topic_policy_no_public_access = typed_policy(
+    "sns-topic-policy-no-public-access",
+    "Topic policies allow nothing to everyone without a condition naming accounts or sources.",
+    (TOPIC, TOPIC_POLICY),
+    _policy_not_public,
+)
 
-POLICIES = [sns_topic_encrypted]
+POLICIES = [sns_topic_encrypted, sns_topic_policy_no_public_access]
