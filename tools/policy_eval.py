@@ -9,6 +9,7 @@ and property-dependency links resolved to objects. Values behind Pulumi's unknow
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -37,7 +38,66 @@ from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy  # noq
 from clickstream_policies import POLICIES  # noqa: E402
 from tools.synth import RegisteredResource, Synthesis  # noqa: E402
 
-__all__ = ["POLICIES", "Finding", "evaluate", "mandatory"]
+__all__ = ["POLICIES", "Finding", "PolicyConfigError", "evaluate", "load_policy_config", "mandatory",
+           "validate_policy_config"]
+
+# The levels `pulumi ... --policy-pack-config` accepts; "all" sets every policy's level, as in the CLI.
+LEVELS = tuple(level.value for level in EnforcementLevel)
+ALL_POLICIES = "all"
+
+
+class PolicyConfigError(ValueError):
+    """A policy pack configuration the CLI would refuse, or that would not do what it says."""
+
+
+def _check_properties(policy: Policy, where: str, properties: Mapping[str, Any]) -> None:
+    schema = policy.config_schema
+    known = dict(schema.properties) if schema is not None else {}
+    for name, value in properties.items():
+        if name not in known:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise PolicyConfigError(f"{where}: {policy.name} has no property {name!r} (properties: {allowed})")
+        expected = known[name].get("type")
+        if expected == "array" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise PolicyConfigError(f"{where}: {policy.name}.{name} must be a list of strings")
+
+
+def validate_policy_config(config: Any, where: str = "policy configuration",
+                           policies: Sequence[Policy] = POLICIES) -> dict[str, Any]:
+    """``config`` when it names only known policies, levels and properties; else ``PolicyConfigError``."""
+    if not isinstance(config, dict):
+        raise PolicyConfigError(f"{where}: expected a JSON object of policy name → level or settings")
+    by_name = {policy.name: policy for policy in policies}
+    for name, entry in config.items():
+        if name != ALL_POLICIES and name not in by_name:
+            raise PolicyConfigError(f"{where}: unknown policy {name!r} (see the Policy pack table in README.md)")
+        level = entry if isinstance(entry, str) else entry.get("enforcementLevel") if isinstance(entry, dict) else None
+        if not isinstance(entry, str | dict):
+            raise PolicyConfigError(f"{where}: {name} must be a level ({', '.join(LEVELS)}) or an object")
+        if level is not None and level not in LEVELS:
+            raise PolicyConfigError(f"{where}: {name} has unknown enforcement level {level!r} "
+                                    f"(one of {', '.join(LEVELS)})")
+        if isinstance(entry, dict):
+            properties = {k: v for k, v in entry.items() if k != "enforcementLevel"}
+            if name == ALL_POLICIES and properties:
+                raise PolicyConfigError(f"{where}: {ALL_POLICIES} takes only an enforcement level")
+            if name != ALL_POLICIES:
+                _check_properties(by_name[name], where, properties)
+    return config
+
+
+def load_policy_config(file: Path) -> dict[str, Any]:
+    """The validated configuration in ``file``; ``PolicyConfigError`` names the file and the problem."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise PolicyConfigError(f"{file}: cannot be read: {error.strerror or error}") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PolicyConfigError(f"{file}: invalid JSON at line {error.lineno}, column {error.colno}: "
+                                f"{error.msg}") from None
+    return validate_policy_config(config, str(file))
 
 
 @dataclass(frozen=True)
@@ -62,6 +122,10 @@ def _policy_config(policy: Policy, overrides: Mapping[str, Any]) -> tuple[Enforc
     """The policy's enforcement level and properties: schema defaults, then the pack configuration's entry for it
     (a level such as "advisory", or an object with an optional "enforcementLevel"), as the CLI applies them."""
     level = policy.enforcement_level or EnforcementLevel.MANDATORY
+    if isinstance(overrides.get(ALL_POLICIES), str):
+        level = EnforcementLevel(overrides[ALL_POLICIES])
+    elif isinstance(overrides.get(ALL_POLICIES), dict) and "enforcementLevel" in overrides[ALL_POLICIES]:
+        level = EnforcementLevel(overrides[ALL_POLICIES]["enforcementLevel"])
     config: dict[str, Any] = {}
     schema = policy.config_schema
     if schema is not None:
