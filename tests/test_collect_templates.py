@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
+from common.events import read_envelope
 from components import templates
 from tests.vtl import render
 
@@ -45,8 +46,14 @@ def render_request(body: Any, include_client_details: bool = False, **context: A
     return request
 
 
-def decoded_records(request: dict[str, Any]) -> list[dict[str, Any]]:
+def raw_records(request: dict[str, Any]) -> list[dict[str, Any]]:
     return [json.loads(base64.b64decode(r["Data"], validate=True).decode("utf-8")) for r in request["Records"]]
+
+
+def decoded_records(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each record as the consumers read it (handlers/common/events.py): version, event, decoded server block."""
+    envelopes = [read_envelope(raw) for raw in raw_records(request)]
+    return [{"v": e.version, "event": e.event, "server": dict(e.server)} for e in envelopes]
 
 
 def assert_valid_put_records(request: dict[str, Any]) -> None:
@@ -90,7 +97,7 @@ def test_record_data_is_the_event_plus_server_enrichment_without_personal_data_b
 
     [data] = decoded_records(render_request({"events": [event]}, request_id="r-9", request_time_epoch=1234))
 
-    assert data == {"v": 1, "event": event, "server": {"requestId": "r-9", "receivedAt": 1234}}
+    assert data == {"v": 2, "event": event, "server": {"requestId": "r-9", "receivedAt": 1234}}
 
 
 def test_client_details_are_added_only_when_enabled_and_the_user_agent_is_capped() -> None:
@@ -124,7 +131,7 @@ def test_hostile_schema_valid_events_cannot_break_or_inject(batch: list[dict[str
     assert set(request) == {"StreamName", "Records"} and request["StreamName"] == STREAM
     assert [r["PartitionKey"] for r in request["Records"]] == [e["sessionId"] for e in batch]
     for data, event in zip(decoded_records(request), batch, strict=True):
-        assert data == {"v": 1, "event": event, "server": {"requestId": "req-1", "receivedAt": 1_764_150_000_000,
+        assert data == {"v": 2, "event": event, "server": {"requestId": "req-1", "receivedAt": 1_764_150_000_000,
                                                            "sourceIp": "203.0.113.9",
                                                            "userAgent": user_agent[:256]}}
 
@@ -289,15 +296,29 @@ def test_cors_echoes_only_configured_origins(origin: str, allowed: bool) -> None
     rendered = render(templates.put_records_response(ORIGINS), kinesis_reply([None]),
                       headers={"Origin": origin} if origin else {})
 
-    assert rendered.header_overrides == ({"Access-Control-Allow-Origin": origin} if allowed else {})
+    assert rendered.header_overrides == ({"Access-Control-Allow-Origin": origin,
+                                          "Access-Control-Expose-Headers": "Retry-After"} if allowed else {})
     assert rendered.json()["accepted"] == 1
+
+
+@pytest.mark.parametrize(("template", "throttled"), [
+    (templates.put_records_response(ORIGINS), kinesis_reply(["ProvisionedThroughputExceededException"])),
+    (templates.kinesis_error_response(ORIGINS), {"__type": "ProvisionedThroughputExceededException"}),
+], ids=["put-records", "kinesis-error"])
+def test_a_page_on_an_allowed_origin_can_read_the_retry_hint(template: str, throttled: dict[str, Any]) -> None:
+    rendered = render(template, throttled, headers={"Origin": ORIGINS[1]})
+
+    assert rendered.status_override == 503
+    assert rendered.header_overrides == {"Access-Control-Allow-Origin": ORIGINS[1],
+                                         "Access-Control-Expose-Headers": "Retry-After", "Retry-After": "1"}
 
 
 def test_preflight_allows_configured_origins_only() -> None:
     allowed = render(templates.cors_preflight_response(ORIGINS), None, headers={"Origin": ORIGINS[0]})
     denied = render(templates.cors_preflight_response(ORIGINS), None, headers={"Origin": "https://evil.example"})
 
-    assert allowed.header_overrides == {"Access-Control-Allow-Origin": ORIGINS[0]}
+    assert allowed.header_overrides == {"Access-Control-Allow-Origin": ORIGINS[0],
+                                        "Access-Control-Expose-Headers": "Retry-After"}
     assert denied.header_overrides == {}
     assert allowed.json() == {}
 

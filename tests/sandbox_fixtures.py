@@ -1,0 +1,55 @@
+"""Pytest plugin for the sandbox tests: one LocalStack for the whole session, always stopped.
+
+Test modules load it with ``pytest_plugins = ["tests.sandbox_fixtures"]`` (a plugin, not a conftest, so the
+session-scoped fixture is shared by every module that asks for it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tools.sandbox import localstack as ls
+
+
+@pytest.fixture(scope="session")
+def localstack() -> Iterator[ls.LocalStack]:
+    try:
+        ls.install_venv()
+        instance = ls.start()
+    except ls.LocalStackError as error:
+        pytest.fail(f"LocalStack could not start: {error}")
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+def stream_records(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    """Every record the stream holds, from every shard, oldest first per shard."""
+    records: list[dict[str, Any]] = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
+            records += page["Records"]
+            if not page["Records"] or page.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = page.get("NextShardIterator")
+    return records
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
