@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from common.contract import METRICS_NAMESPACE
+from common.contract import METRICS_NAMESPACE, VENDORED_PACKAGES
 from components.iam import account_and_partition, service_role
 from components.settings import LAMBDA_RUNTIME, StackBasics
 from components.shared import failure_queue
@@ -50,12 +51,29 @@ def shared_module_path(handlers_root: Path) -> Path:
     return path
 
 
+def vendored_package_path(package: str) -> Path:
+    """The installed directory of a pure-Python package a handler vendors (``contract.VENDORED_PACKAGES``)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None or Path(spec.origin).name != "__init__.py":
+        raise FunctionConfigError(f"vendored package {package!r} must be an installed package directory "
+                                  "(pip install -r requirements.txt)")
+    path = Path(spec.origin).parent
+    compiled = [p.name for p in path.rglob("*") if p.suffix in {".so", ".pyd", ".dylib"}]
+    if compiled:
+        raise FunctionConfigError(f"vendored package {package!r} holds compiled code {compiled}: the archive is "
+                                  "architecture-independent, ship it as a layer instead")
+    return path
+
+
 def code_archive(handlers_root: Path, module: str) -> pulumi.AssetArchive:
-    """The deployment package: the entry-point module at the archive root, plus the shared ``common`` package."""
+    """The deployment package: the entry-point module at the archive root, the shared ``common`` package, and the
+    pure-Python packages the module vendors."""
     entry = find_handler(handlers_root, module)
     return pulumi.AssetArchive({
         entry.name: pulumi.FileAsset(str(entry)),
         SHARED_MODULE: pulumi.FileArchive(str(shared_module_path(handlers_root))),
+        **{package: pulumi.FileArchive(str(vendored_package_path(package)))
+           for package in VENDORED_PACKAGES.get(module, ())},
     })
 
 

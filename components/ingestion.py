@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from common.contract import Key
+from common.contract import Key, ReaderRoute
 from components import templates
 from components.apistage import (
     ApiDefinition,
@@ -22,6 +22,7 @@ from components.apistage import (
     regional_rest_api,
 )
 from components.iam import policy_document, service_role, source_account
+from components.readers import QUERY_IDENTITY, ReaderAuth
 from components.settings import IngestionSettings, SiteSettings, StackBasics
 from components.shared import StackArns, encrypted_log_group
 
@@ -61,11 +62,22 @@ def lifecycle_rules(ingestion: IngestionSettings) -> list[aws.s3.BucketLifecycle
 
 
 @dataclass(frozen=True)
+class _RouteBasics:
+    model: aws.apigateway.Model
+    validator: aws.apigateway.RequestValidator
+    role: aws.iam.Role
+    role_policy: aws.iam.RolePolicy
+    request_template: str
+
+
+@dataclass(frozen=True)
 class IngestionArgs:
     stack: StackBasics
     ingestion: IngestionSettings
     sites: SiteSettings
     key_arn: pulumi.Input[str]
+    # Where readers sign in: POST /events/reader?token=<jwt> takes the reader id from the verified token.
+    reader_auth: ReaderAuth | None = None
 
 
 class IngestionPipeline(pulumi.ComponentResource):
@@ -86,6 +98,7 @@ class IngestionPipeline(pulumi.ComponentResource):
         self._stack, self._ingestion = args.stack, args.ingestion
         self._key_arn = args.key_arn
         self._name = name
+        self._reader_auth = args.reader_auth
         self._child = pulumi.ResourceOptions(parent=self)
         self._arns = StackArns.of(self, args.stack)
         self._account, self._partition = self._arns.account, self._arns.partition
@@ -246,17 +259,27 @@ class IngestionPipeline(pulumi.ComponentResource):
         definition = ApiDefinition(self, self.api)
         events = definition.add(aws.apigateway.Resource, f"{self._name}-events", parent_id=self.api.root_resource_id,
                                 path_part="events")
-        post, integration = self._put_records_route(definition, events)
-        self._put_records_responses(definition, events, post, integration, origins)
+        route = self._route_basics(definition)
+        post, integration = self._put_records_route(definition, events, route, self._name)
+        self._put_records_responses(definition, events, post, integration, origins, self._name)
         if origins:
             cors_preflight(definition, self._name, events, origins, "POST,OPTIONS")
+        if self._reader_auth is not None:
+            # Signed-in readers: the token in the query string (beacons cannot send headers), the reader id from it.
+            name = f"{self._name}-reader"
+            reader = definition.add(aws.apigateway.Resource, f"{name}-events", parent_id=events.id,
+                                    path_part=ReaderRoute.SIGNED_IN_EVENTS)
+            authorizer = self._reader_auth.attach(definition, self._name, QUERY_IDENTITY)
+            post, integration = self._put_records_route(definition, reader, route, name, authorizer)
+            self._put_records_responses(definition, reader, post, integration, origins, name)
+            if origins:
+                cors_preflight(definition, name, reader, origins, "POST,OPTIONS")
         gateway_responses(definition, self._name, origins)
         deployment = definition.deployment(f"{self._name}-deployment", "Collection API")
         self._stage_and_key(deployment)
 
-    def _put_records_route(self, definition: ApiDefinition, events: aws.apigateway.Resource) -> tuple[
-            aws.apigateway.Method, aws.apigateway.Integration]:
-        """POST /events, validated against the event schema and mapped to Kinesis PutRecords by a template."""
+    def _route_basics(self, definition: ApiDefinition) -> _RouteBasics:
+        """What every PutRecords route shares: the events model, the validator, the role and the template."""
         ingestion, add = self._ingestion, definition.add
         model = add(aws.apigateway.Model, f"{self._name}-model", name=MODEL_NAME, content_type="application/json",
                     schema=json.dumps(templates.events_schema(ingestion.event_types)))
@@ -267,13 +290,25 @@ class IngestionPipeline(pulumi.ComponentResource):
             {"Sid": "EncryptClicks", "Effect": "Allow", "Action": ["kms:GenerateDataKey"], "Resource": self._key_arn,
              "Condition": {"StringEquals": {"kms:ViaService": f"kinesis.{self._stack.region}.amazonaws.com"}}},
         ], conditions=source_account(self._account))
-        request_template = templates.put_records_request(self.stream_name, ingestion.collect_client_details)
-        post = add(aws.apigateway.Method, f"{self._name}-post", resource_id=events.id, http_method="POST",
-                   authorization="NONE", api_key_required=ingestion.api_key_required,
-                   request_validator_id=validator.id,
-                   request_models={"application/json": model.name, "text/plain": model.name})
+        request_template = templates.put_records_request(self.stream_name, ingestion.collect_client_details,
+                                                         verify_readers=self._reader_auth is not None)
+        return _RouteBasics(model, validator, role, role_policy, request_template)
+
+    def _put_records_route(self, definition: ApiDefinition, events: aws.apigateway.Resource, route: _RouteBasics,
+                           name: str, authorizer: aws.apigateway.Authorizer | None = None) -> tuple[
+            aws.apigateway.Method, aws.apigateway.Integration]:
+        """POST on ``events``, validated against the event schema and mapped to Kinesis PutRecords by a template."""
+        ingestion, add = self._ingestion, definition.add
+        model, validator, role, role_policy = route.model, route.validator, route.role, route.role_policy
+        request_template = route.request_template
+        authorization: dict[str, Any] = {"authorization": "NONE"} if authorizer is None else {
+            "authorization": "CUSTOM", "authorizer_id": authorizer.id,
+            "request_parameters": {f"method.request.querystring.{ReaderRoute.QUERY_PARAMETER}": True}}
+        post = add(aws.apigateway.Method, f"{name}-post", resource_id=events.id, http_method="POST",
+                   api_key_required=ingestion.api_key_required, request_validator_id=validator.id,
+                   request_models={"application/json": model.name, "text/plain": model.name}, **authorization)
         integration = add(
-            aws.apigateway.Integration, f"{self._name}-put-records", depends_on=[role_policy],
+            aws.apigateway.Integration, f"{name}-put-records", depends_on=[role_policy],
             resource_id=events.id, http_method=post.http_method, type="AWS", integration_http_method="POST",
             uri=pulumi.Output.concat("arn:", self._partition, ":apigateway:", self._stack.region,
                                      ":kinesis:action/PutRecords"),
@@ -285,19 +320,19 @@ class IngestionPipeline(pulumi.ComponentResource):
 
     def _put_records_responses(self, definition: ApiDefinition, events: aws.apigateway.Resource,
                                post: aws.apigateway.Method, integration: aws.apigateway.Integration,
-                               origins: tuple[str, ...]) -> None:
-        header_names = ["Access-Control-Allow-Origin", "Retry-After", "Vary"]
+                               origins: tuple[str, ...], name: str) -> None:
+        header_names = ["Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Retry-After", "Vary"]
         for status, pattern, template in (
             ("200", None, templates.put_records_response(origins)),
             ("500", "4\\d{2}", templates.kinesis_error_response(origins)),
             ("503", "5\\d{2}", templates.kinesis_error_response(origins)),
         ):
             method_response = definition.add(
-                aws.apigateway.MethodResponse, f"{self._name}-post-{status}", resource_id=events.id,
+                aws.apigateway.MethodResponse, f"{name}-post-{status}", resource_id=events.id,
                 http_method=post.http_method, status_code=status, response_models={"application/json": "Empty"},
                 response_parameters={f"method.response.header.{h}": False for h in header_names})
             definition.add(
-                aws.apigateway.IntegrationResponse, f"{self._name}-put-records-{status}",
+                aws.apigateway.IntegrationResponse, f"{name}-put-records-{status}",
                 depends_on=[integration, method_response], resource_id=events.id, http_method=post.http_method,
                 status_code=status, selection_pattern=pattern, response_templates={"application/json": template},
                 response_parameters={"method.response.header.Vary": "'Origin'"})

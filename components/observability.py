@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 import pulumi
 import pulumi_aws as aws
 
-from common.contract import METRICS_NAMESPACE, Metric, Service
+from common.contract import METRICS_NAMESPACE, SURFACE_METRICS, Metric, Service
 from components.settings import AlarmSettings, StackBasics
 from components.shared import StackArns, email_subscriptions
 
@@ -117,21 +117,23 @@ def dashboard_body(o: Observed, alarm_arns: Sequence[str]) -> dict[str, Any]:
                 _metric("AWS/Lambda", m, {"FunctionName": o.processor}) for m in ("Errors", "Throttles")], o.region),
             _widget("Processor duration (ms)", [_metric("AWS/Lambda", "Duration", {"FunctionName": o.processor})],
                     o.region, stat="p99"),
-            _widget("Events sent / skipped / retried / dead-lettered", [
+            _widget("Events sent / skipped / retried / dead-lettered / from bots", [
                 _metric(METRICS_NAMESPACE, m, {"service": Service.EVENT_PROCESSOR})
                 for m in (Metric.EVENTS_SENT, Metric.EVENTS_SKIPPED, Metric.EVENTS_RETRIED,
-                          Metric.EVENTS_DEAD_LETTERED)], o.region),
+                          Metric.EVENTS_DEAD_LETTERED, Metric.EVENTS_FROM_BOTS)], o.region),
         ]),
         ("Serving (recommendations, new items)", [
             _widget("Serving latency (p50, p99)", [_metric("AWS/ApiGateway", "Latency", serve, stat="p50"),
                                                    _metric("AWS/ApiGateway", "Latency", serve, stat="p99")],
                     o.region, stat="Average"),
-            _widget("Fallback rate (%)", [
-                _metric(METRICS_NAMESPACE, Metric.FALLBACK_SERVED, {"service": Service.RECOMMENDATIONS}, id="f",
-                        visible=False),
-                _metric(METRICS_NAMESPACE, Metric.RECOMMENDATIONS_SERVED, {"service": Service.RECOMMENDATIONS},
-                        id="r", visible=False),
-                [{"expression": "100 * f / IF(r > 0, r, 1)", "label": "fallback %", "id": "rate"}]], o.region),
+            _widget("Fallback rate (%) by surface", [
+                line for n, (surface, (served, fallback)) in enumerate(SURFACE_METRICS.items()) for line in (
+                    _metric(METRICS_NAMESPACE, fallback, {"service": Service.RECOMMENDATIONS}, id=f"f{n}",
+                            visible=False),
+                    _metric(METRICS_NAMESPACE, served, {"service": Service.RECOMMENDATIONS}, id=f"r{n}",
+                            visible=False),
+                    [{"expression": f"100 * f{n} / IF(r{n} > 0, r{n}, 1)", "label": f"{surface} fallback %",
+                      "id": f"rate{n}"}])], o.region),
             _widget("Serving requests / 5xx, items stored", [
                 _metric("AWS/ApiGateway", "Count", serve), _metric("AWS/ApiGateway", "5XXError", serve),
                 _metric(METRICS_NAMESPACE, Metric.ITEMS_STORED, {"service": Service.ITEMS})], o.region),

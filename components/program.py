@@ -6,8 +6,10 @@ import pulumi
 import pulumi_aws as aws
 
 from common.contract import Parameter
+from components.audit import AuditArgs, DataAccessAudit
 from components.ingestion import IngestionArgs, IngestionPipeline
 from components.observability import Observability, ObservabilityArgs, Observed
+from components.readers import ReaderAuth, ReaderAuthArgs
 from components.realtime import RealtimeArgs, RealtimeEvents
 from components.replication import RawReplica, ReplicaArgs
 from components.security import EncryptionKey, EncryptionKeyArgs
@@ -27,8 +29,11 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
     )
     opts = pulumi.ResourceOptions(provider=provider)
     key = EncryptionKey(settings.physical_name("key"), EncryptionKeyArgs(stack=settings), opts=opts)
+    readers = ReaderAuth(settings.physical_name("readers"), ReaderAuthArgs(
+        stack=settings, sites=settings.sites, key_arn=key.arn), opts=opts) if settings.sites.verify_readers else None
     ingestion = IngestionPipeline(settings.physical_name("ingestion"), IngestionArgs(
-        stack=settings, ingestion=settings.ingestion, sites=settings.sites, key_arn=key.arn), opts=opts)
+        stack=settings, ingestion=settings.ingestion, sites=settings.sites, key_arn=key.arn, reader_auth=readers),
+        opts=opts)
     event_types = settings.ingestion.event_types
     realtime = RealtimeEvents(settings.physical_name("realtime"), RealtimeArgs(
         stack=settings, realtime=settings.realtime, published=settings.published, event_types=event_types,
@@ -36,7 +41,7 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
     serving = ServingApi(settings.physical_name("serving"), ServingArgs(
         stack=settings, serving=settings.serving, sites=settings.sites, published=settings.published,
         key_arn=key.arn, data_bucket_name=ingestion.bucket.bucket, data_bucket_arn=ingestion.bucket_arn,
-        depends_on=[ingestion.account] if ingestion.account else []), opts=opts)
+        depends_on=[ingestion.account] if ingestion.account else [], reader_auth=readers), opts=opts)
     training = TrainingOrchestration(settings.physical_name("training"), TrainingArgs(
         stack=settings, training=settings.training, published=settings.published, event_types=event_types,
         key_arn=key.arn, data_bucket_name=ingestion.bucket.bucket, data_bucket_arn=ingestion.bucket_arn), opts=opts)
@@ -46,6 +51,10 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
     replica = RawReplica(settings.physical_name("replica"), ReplicaArgs(
         stack=settings, source_bucket=ingestion.bucket, source_bucket_arn=ingestion.bucket_arn,
         source_key_arn=key.arn, source_versioning=ingestion.versioning), opts=opts) if settings.replica_region else None
+    data_buckets: list[pulumi.Input[str]] = [ingestion.bucket_arn, *([replica.bucket.arn] if replica else [])]
+    audit = DataAccessAudit(settings.physical_name("audit"), AuditArgs(
+        stack=settings, key_arn=key.arn, retention_days=settings.ingestion.audit_log_retention_days,
+        data_bucket_arns=data_buckets, multi_region=replica is not None), opts=opts)
     observed = Observed(
         region=settings.region, collect_api=ingestion.api.name, serve_api=serving.api.name,
         stream=ingestion.stream.name, delivery_stream=ingestion.delivery_stream.name,
@@ -70,11 +79,16 @@ def build(settings: StackSettings) -> dict[str, pulumi.Input[object]]:
         "trackingIdParameter": settings.parameter_name(Parameter.TRACKING_ID),
         "servingUrl": serving.url,
         "servingApiKeyId": serving.api_key.id,
+        "cmsRoleArn": serving.cms_role.arn,
         "webAclArn": firewall.web_acl.arn,
         "trainingStateMachineArn": training.training_machine.arn,
         "teardownStateMachineArn": training.teardown_machine.arn,
+        "segmentsStateMachineArn": training.segments_machine.arn if training.segments_machine else None,
         "trainingTopicArn": training.topic.arn,
         "dashboardName": operations.dashboard.dashboard_name,
         "alarmTopicArn": operations.topic.arn,
         "rawReplicaBucket": replica.bucket.bucket if replica else None,
+        "auditBucket": audit.bucket.bucket,
+        "auditTrailArn": audit.trail.arn,
+        "readerTokenSecretArn": readers.secret.arn if readers else None,
     }

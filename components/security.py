@@ -65,6 +65,26 @@ def alarms_grant(account_id: str) -> ServiceKeyGrant:
     )
 
 
+def audit_trail_name(stack: StackBasics) -> str:
+    """The trail that records access to readers' data (components.audit); the key serves only that trail."""
+    return stack.physical_name("data-access")
+
+
+def cloudtrail_grants(stack: StackBasics, account_id: str, partition: str) -> list[ServiceKeyGrant]:
+    """CloudTrail encrypts the audit trail's records with the key, as that trail only."""
+    trail_arn = f"arn:{partition}:cloudtrail:{stack.region}:{account_id}:trail/{audit_trail_name(stack)}"
+    from_trail = {"aws:SourceArn": trail_arn}
+    trails = f"arn:{partition}:cloudtrail:*:{account_id}:trail/*"
+    return [
+        ServiceKeyGrant(sid="AllowTheAuditTrailToEncryptItsRecords", service_principal="cloudtrail.amazonaws.com",
+                        actions=("kms:GenerateDataKey*",),
+                        conditions={"StringEquals": from_trail,
+                                    "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": trails}}),
+        ServiceKeyGrant(sid="AllowTheAuditTrailToDescribeTheKey", service_principal="cloudtrail.amazonaws.com",
+                        actions=("kms:DescribeKey",), conditions={"StringEquals": from_trail}),
+    ]
+
+
 def key_policy_document(account_id: str, partition: str, grants: Sequence[ServiceKeyGrant]) -> dict[str, Any]:
     """The key policy: the account root (so IAM policies can delegate) plus exactly the given service grants."""
     root = {
@@ -103,7 +123,8 @@ class EncryptionKey(pulumi.ComponentResource):
 
         def policy(values: list[Any]) -> str:
             account, part, dns_suffix = values
-            grants = [logs_grant(stack, account, part, dns_suffix), alarms_grant(account), *args.extra_grants]
+            grants = [logs_grant(stack, account, part, dns_suffix), alarms_grant(account),
+                      *cloudtrail_grants(stack, account, part), *args.extra_grants]
             return json.dumps(key_policy_document(account, part, grants))
 
         self.key = aws.kms.Key(

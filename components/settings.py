@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from common.contract import FRESH_FILTER, FRESH_FILTER_EXPRESSION
+
 PROJECT = "clickstream-personalization"
 APP_TAG = "clickstream-personalization"
 
@@ -169,6 +171,20 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
          "cors_allowed_origins", max_items=10, unique=True,
          pattern=(r"^(https://[a-z0-9.-]+|http://localhost)(:[0-9]{1,5})?$",
                   "https://host[:port] (or http://localhost[:port]), lowercase, without a path")),
+    _key("readerTokenIssuer", "string", "",
+         "Issuer (iss) of the reader tokens the sites' backend mints for signed-in readers (HS256 JWTs signed with the "
+         "stack's reader-token secret). Set: readers are verified (recommendations of a signed-in reader need their "
+         "token, collected events take the reader id from the token). Empty: no reader verification.", "sites",
+         "reader_token_issuer", pattern=(r"^[!-~]{1,256}$", "1-256 printable ASCII characters without spaces")),
+    _key("readerTokenAudience", "string", "clickstream-readers",
+         "Audience (aud) a reader token must name.", "sites", "reader_token_audience",
+         pattern=(r"^[!-~]{1,256}$", "1-256 printable ASCII characters without spaces")),
+    _key("readerTokenCacheSeconds", "integer", 300,
+         "How long API Gateway caches the authorizer's answer per token (a cached allow outlives the token's expiry by "
+         "at most this).", "sites", "reader_token_cache_seconds", minimum=60, maximum=3600),
+    _key("readerTokenMaxLifetimeSeconds", "integer", 3600,
+         "Longest lifetime (exp - iat) of a reader token the authorizer accepts.", "sites",
+         "reader_token_max_lifetime_seconds", minimum=60, maximum=86400),
     _key("apiThrottleRateLimit", "integer", 500,
          "Steady-state requests per second the collection API stage accepts.", "ingestion", "throttle_rate_limit",
          minimum=1, maximum=10000),
@@ -194,6 +210,10 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     _key("rawDataExpirationDays", "integer", 0,
          "Days after which raw clickstream objects are deleted; must exceed rawDataTransitionDays when both are set.",
          "ingestion", "raw_expiration_days", minimum=1, off=(0, "never: training reads the history")),
+    _key("auditLogRetentionDays", "integer", 365,
+         "Days the audit trail's records of reads and writes of readers' data (raw bucket and replica) are kept in "
+         "the audit bucket before the lifecycle deletes them.", "ingestion", "audit_log_retention_days",
+         minimum=30, maximum=3653),
     _key("noncurrentVersionExpirationDays", "integer", 30,
          "Days after which overwritten or deleted versions of raw objects are removed.", "ingestion",
          "noncurrent_version_expiration_days", minimum=1, maximum=3650),
@@ -220,18 +240,47 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     _key("parameterCacheSeconds", "integer", 60,
          "How long the functions cache what training publishes in SSM (seconds): a new tracker or campaign is "
          "picked up within this time.", "published", "parameter_cache_seconds", minimum=1, maximum=3600),
-    _key("personalizeFilters", "array", ['unread=EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("read")'],
+    _key("personalizeFilters", "array", ['unread=EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("read")',
+                                         f"{FRESH_FILTER}={FRESH_FILTER_EXPRESSION}"],
          "Recommendation filters that training creates and publishes (Personalize filter expressions); clients pass "
-         "the name as ?filter=<name>.", "published", "filters", max_items=10,
+         f"the name as ?filter=<name>. The {FRESH_FILTER} filter is also the fresh posts' promotion "
+         "(freshPostsPercent).", "published", "filters", max_items=10,
          pattern=(r"^([a-z][a-z0-9-]{0,30})=(.{1,2500})$",
                   "name=expression, the name 1-31 lowercase letters, digits or - (unique), the expression 1-2500 "
                   "chars, INCLUDE|EXCLUDE ItemID WHERE ... with balanced parentheses and quotes")),
+    _key("personalizeSurfaces", "array", ["for-you"],
+         "Recommendation surfaces the stack trains (one Personalize solution and campaign each) and serves: for-you, "
+         "related (Similar-Items), trending (Trending-Now), ranking (Personalized-Ranking-v2). Each campaign is billed "
+         "every hour it exists (at least its minimum TPS) and each training by the hour: only for-you by default.",
+         "published", "surfaces", min_items=1, max_items=4, unique=True,
+         pattern=(r"^(for-you|related|trending|ranking)$", "one of for-you, related, trending, ranking")),
+    _key("personalizeMetadataSurfaces", "array", [],
+         "Surfaces whose campaign returns item metadata with recommendations (enableMetadataWithRecommendations; "
+         "extra cost per request; only User-Personalization-v2 and Personalized-Ranking-v2 campaigns support it). "
+         "The others read titles and URLs from the items store.", "published", "metadata_surfaces", max_items=2,
+         unique=True, pattern=(r"^(for-you|ranking)$", "for-you or ranking")),
     _key("servingThrottleRateLimit", "integer", 200,
          "Steady-state requests per second of the serving API stage and its key.", "serving", "throttle_rate_limit",
          minimum=1, maximum=10000),
     _key("servingThrottleBurstLimit", "integer", 400,
          "Burst of requests of the serving API stage and its key (at least the rate limit).", "serving",
          "throttle_burst_limit", minimum=1, maximum=5000),
+    _key("servingDeadlineMs", "integer", 400,
+         "Milliseconds each recommendation surface may take in its function, whatever Personalize does: past it, "
+         "the reply is the surface's fallback list.", "serving", "deadline_ms", minimum=100, maximum=4000),
+    _key("freshPostsPercent", "integer", 20,
+         "Share (%) of each recommendation list promoted from posts published in the last freshPostsHours (a "
+         f"Personalize promotion with the {FRESH_FILTER} filter, which personalizeFilters must then keep).",
+         "serving", "fresh_posts_percent", minimum=1, maximum=100, off=(0, "no promotion")),
+    _key("freshPostsHours", "integer", 24, "How recent (hours) a post must be to be promoted as fresh.", "serving",
+         "fresh_posts_hours", minimum=1, maximum=720),
+    _key("cmsPrincipalArns", "array", [],
+         "IAM principals (role or user ARNs, or an account root) that may assume the CMS role, the only credential "
+         "that can call POST /items (SigV4). Empty: this account's root, i.e. only principals of this account whose "
+         "own IAM policy allows sts:AssumeRole on the role.", "serving", "cms_principal_arns", max_items=10,
+         unique=True,
+         pattern=(r"^arn:aws[a-z-]*:iam::[0-9]{12}:(root|role/[\w+=,.@/-]{1,512}|user/[\w+=,.@/-]{1,512})$",
+                  "arn:<partition>:iam::<account>:root|role/<name>|user/<name>")),
     _key("wafRateLimitPer5Minutes", "integer", 2000,
          "Requests one client IP may make in 5 minutes before AWS WAF blocks it.", "waf", "rate_limit_per_5_minutes",
          minimum=10, maximum=2_000_000_000),
@@ -242,6 +291,10 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
          "Managed rules to count instead of block (for false positives you have seen in the WAF logs).", "waf",
          "count_only_rules", max_items=100, unique=True,
          pattern=(r"^(AWSManagedRules[A-Za-z]+):([A-Za-z0-9_-]{1,128})$", "AWSManagedRules<Group>:<RuleName>")),
+    _key("wafBotControl", "boolean", False,
+         "Add AWS WAF Bot Control (AWSManagedRulesBotControlRuleSet, common inspection level): blocks unverified "
+         "bots at the edge before they reach the APIs. Billed extra per month and per request (see tools.cost).",
+         "waf", "bot_control"),
     _key("trainingRecipe", "string", "aws-user-personalization-v2",
          "Amazon Personalize recipe the solution trains with.", "training", "recipe", choices=USER_RECIPES),
     _key("trainingMetric", "string", "normalized_discounted_cumulative_gain_at_25",
@@ -270,6 +323,31 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
          "training", "shards", minimum=1, maximum=64),
     _key("trainingPollSeconds", "integer", 60, "Seconds between status checks of Personalize jobs.", "training",
          "poll_seconds", minimum=10, maximum=3600),
+    _key("trainingMode", "string", "gated",
+         "gated: our schedule trains and a metric gate decides what each campaign serves (Personalize's automatic "
+         "training off); automatic: Personalize retrains every autoTrainingDays days when new data arrived and each "
+         "campaign follows the latest version, with no gate.", "training", "mode", choices=("gated", "automatic")),
+    _key("autoTrainingDays", "integer", 7,
+         "Days between Personalize's automatic trainings in automatic mode (rate(N days)).", "training",
+         "auto_training_days", minimum=1, maximum=30),
+    _key("trainingSurfaceMetrics", "array", [],
+         "Per surface, the offline metric its gate compares, as surface=metric (default: the for-you metric is "
+         "trainingMetric, related and ranking use normalized_discounted_cumulative_gain_at_10; trending has no gate: "
+         "Trending-Now finds new trends without new versions, so it is trained once).", "training", "surface_metrics",
+         max_items=3,
+         unique=True, pattern=(r"^(for-you|related|ranking)=(coverage|mean_reciprocal_rank_at_25|"
+                               r"normalized_discounted_cumulative_gain_at_(5|10|25)|precision_at_(5|10|25))$",
+                               "surface=metric, the surface for-you, related or ranking, the metric one of the "
+                               "solution metrics")),
+    _key("userSegments", "boolean", False,
+         "Train the Item-Affinity and Item-Attribute-Affinity solutions with every training (two more trainings per "
+         "run, no campaign) and deploy the segments state machine (`python -m tools.segments`).", "training",
+         "user_segments"),
+    _key("segmentSchedule", "string", "",
+         "EventBridge Scheduler expression for the user segments job over the newest posts, e.g. rate(1 day); empty: "
+         "on demand only (`python -m tools.segments`).", "training", "segment_schedule",
+         pattern=(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]{9,100}\))$",
+                  "rate(<n> minutes|hours|days) or cron(<6 fields>)")),
     _key("alarmEmails", "array", [],
          "E-mail addresses subscribed to the operations alarms topic (each must confirm the subscription).",
          "alarms", "emails", max_items=20, unique=True, pattern=_EMAIL),
@@ -326,6 +404,7 @@ class IngestionSettings:
     raw_expiration_days: int
     noncurrent_version_expiration_days: int
     manage_api_gateway_account: bool
+    audit_log_retention_days: int
 
 
 @dataclass(frozen=True)
@@ -333,6 +412,15 @@ class SiteSettings:
     """The sites whose pages call the collection and serving APIs."""
 
     cors_allowed_origins: tuple[str, ...]
+    reader_token_issuer: str = ""
+    reader_token_audience: str = "clickstream-readers"  # noqa: S105 (a JWT audience, not a secret)
+    reader_token_cache_seconds: int = 300
+    reader_token_max_lifetime_seconds: int = 3600
+
+    @property
+    def verify_readers(self) -> bool:
+        """Readers sign in where the stack names their tokens' issuer."""
+        return bool(self.reader_token_issuer)
 
 
 @dataclass(frozen=True)
@@ -341,6 +429,8 @@ class PublishedSettings:
 
     filters: Mapping[str, str]
     parameter_cache_seconds: int
+    surfaces: tuple[str, ...]
+    metadata_surfaces: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -359,6 +449,10 @@ class RealtimeSettings:
 class ServingSettings:
     throttle_rate_limit: int
     throttle_burst_limit: int
+    cms_principal_arns: tuple[str, ...]
+    deadline_ms: int
+    fresh_posts_percent: int
+    fresh_posts_hours: int
 
 
 @dataclass(frozen=True)
@@ -366,6 +460,7 @@ class WafSettings:
     rate_limit_per_5_minutes: int
     block_anonymous_ips: bool
     count_only_rules: tuple[tuple[str, str], ...]
+    bot_control: bool
 
 
 @dataclass(frozen=True)
@@ -380,6 +475,11 @@ class TrainingSettings:
     notification_emails: tuple[str, ...]
     shards: int
     poll_seconds: int
+    mode: str
+    auto_training_days: int
+    surface_metrics: tuple[tuple[str, str], ...]
+    user_segments: bool
+    segment_schedule: str
 
 
 @dataclass(frozen=True)
@@ -572,6 +672,24 @@ def _burst_covers_rate(reader: _Reader, burst_key: str, rate_key: str, values: M
         reader.problem(burst_key, burst, f"must be at least {rate_key} ({rate})")
 
 
+def _surfaces_agree(reader: _Reader, published: Mapping[str, Any], training: Mapping[str, Any]) -> None:
+    """Metadata and metrics only for surfaces the stack trains; for-you metadata only with User-Personalization-v2."""
+    if published["surfaces"] and "for-you" not in published["surfaces"]:
+        reader.problem("personalizeSurfaces", list(published["surfaces"]),
+                       "must include for-you (GET /recommendations/{userId} is always served)")
+    for surface in published["metadata_surfaces"]:
+        if surface not in published["surfaces"]:
+            reader.problem("personalizeMetadataSurfaces", surface, "must be one of personalizeSurfaces")
+        elif surface == "for-you" and training["recipe"] != "aws-user-personalization-v2":
+            reader.problem("personalizeMetadataSurfaces", surface,
+                           "needs trainingRecipe aws-user-personalization-v2 (the only for-you recipe with metadata)")
+    for surface, _ in training["surface_metrics"]:
+        if surface not in published["surfaces"]:
+            reader.problem("trainingSurfaceMetrics", surface, "must name one of personalizeSurfaces")
+    if training["segment_schedule"] and not training["user_segments"]:
+        reader.problem("segmentSchedule", training["segment_schedule"], "needs userSegments: true")
+
+
 def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
                    project: str = PROJECT) -> StackSettings:
     """Validate raw config values (``key -> string``, without namespace) into ``StackSettings``.
@@ -607,12 +725,22 @@ def parse_settings(values: Mapping[str, str], *, region: str | None, stack: str,
         basics["name_prefix"] = f"cp-{basics['environment']}-{REGION_CODES[region]}"
     basics["tags"] = _tags(reader, basics["tags"], basics["environment"], stack)
     groups["published"]["filters"] = _filters(reader, groups["published"]["filters"])
+    filters_invalid = any(_qualified("personalizeFilters") in problem for problem in reader.problems)
+    if groups["serving"]["fresh_posts_percent"] and not filters_invalid and groups["published"]["filters"].get(
+            FRESH_FILTER) != FRESH_FILTER_EXPRESSION:
+        reader.problem("freshPostsPercent", groups["serving"]["fresh_posts_percent"],
+                       f"needs the filter {FRESH_FILTER}={FRESH_FILTER_EXPRESSION} in personalizeFilters, or 0")
     waf["count_only_rules"] = tuple(tuple(entry.split(":", 1)) for entry in waf["count_only_rules"])
     for group, fields in (("ingestion", ("event_types",)), ("sites", ("cors_allowed_origins",)),
-                          ("training", ("notification_emails",)), ("alarms", ("emails",))):
+                          ("training", ("notification_emails",)), ("alarms", ("emails",)),
+                          ("serving", ("cms_principal_arns",))):
         for field in fields:
             groups[group][field] = tuple(groups[group][field])
     training["metric_tolerance"] = float(training["metric_tolerance"])
+    training["surface_metrics"] = tuple(tuple(entry.split("=", 1)) for entry in training["surface_metrics"])
+    for field in ("surfaces", "metadata_surfaces"):
+        groups["published"][field] = tuple(groups["published"][field])
+    _surfaces_agree(reader, groups["published"], training)
 
     if reader.problems:
         raise SettingsError(reader.problems)

@@ -59,11 +59,13 @@ def cors_prelude(allowed_origins: Sequence[str]) -> str:
     return _fill(_read("cors.vtl"), ALLOWED_ORIGINS=",".join(f'"{o}"' for o in allowed_origins))
 
 
-def put_records_request(stream_name: str, include_client_details: bool) -> str:
+def put_records_request(stream_name: str, include_client_details: bool, verify_readers: bool = False) -> str:
+    """With ``verify_readers`` every record names its reader as the authorizer's principal (empty: anonymous)."""
     if not _SAFE_STREAM.match(stream_name):
         raise ValueError(f"stream name {stream_name!r} is not a valid Kinesis stream name")
     return _fill(_read("collect_put_records.request.vtl"), STREAM_NAME=stream_name,
-                 INCLUDE_CLIENT_DETAILS="true" if include_client_details else "false")
+                 INCLUDE_CLIENT_DETAILS="true" if include_client_details else "false",
+                 VERIFY_READERS="true" if verify_readers else "false")
 
 
 def put_records_response(allowed_origins: Sequence[str]) -> str:

@@ -15,7 +15,13 @@ from components.function import FunctionArgs, LambdaFunction
 from components.iam import service_role, source_account
 from components.settings import PublishedSettings, StackBasics, TrainingSettings
 from components.shared import StackArns, email_subscriptions, encrypted_log_group
-from components.training_definition import TrainingConfig, teardown_definition, training_definition
+from components.training_definition import (
+    TrainingConfig,
+    segments_definition,
+    surface_plans,
+    teardown_definition,
+    training_definition,
+)
 
 PERSONALIZE_TRAINING_ACTIONS = sorted(
     f"personalize:{a}" for a in (
@@ -23,7 +29,8 @@ PERSONALIZE_TRAINING_ACTIONS = sorted(
         "CreateDataset", "DescribeDataset", "DeleteDataset", "CreateDatasetImportJob", "DescribeDatasetImportJob",
         "CreateEventTracker", "DescribeEventTracker", "DeleteEventTracker", "CreateFilter", "DeleteFilter",
         "CreateSolution", "DescribeSolution", "DeleteSolution", "CreateSolutionVersion", "DescribeSolutionVersion",
-        "GetSolutionMetrics", "CreateCampaign", "DescribeCampaign", "UpdateCampaign", "DeleteCampaign"))
+        "GetSolutionMetrics", "CreateCampaign", "DescribeCampaign", "UpdateCampaign", "DeleteCampaign",
+        "UpdateSolution", "UpdateDataset", "CreateBatchSegmentJob", "DescribeBatchSegmentJob"))
 # Actions AWS authorizes only on "*": listing trackers, and the log delivery Step Functions sets up for its logs.
 WILDCARD_ONLY_ACTIONS = ["personalize:ListEventTrackers", "logs:CreateLogDelivery", "logs:GetLogDelivery",
                          "logs:UpdateLogDelivery", "logs:DeleteLogDelivery", "logs:ListLogDeliveries",
@@ -47,6 +54,7 @@ class TrainingArgs:
 class TrainingOrchestration(pulumi.ComponentResource):
     training_machine: aws.sfn.StateMachine
     teardown_machine: aws.sfn.StateMachine
+    segments_machine: aws.sfn.StateMachine | None
     topic: aws.sns.Topic
 
     def __init__(self, name: str, args: TrainingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -79,9 +87,11 @@ class TrainingOrchestration(pulumi.ComponentResource):
                 {"Sid": "ReadRawAndItems", "Effect": "Allow", "Action": ["s3:GetObject"],
                  "Resource": [objects(Key.EVENTS), objects(Key.ITEMS), objects(Key.PREPARED)]},
                 {"Sid": "ListPreparedAndItems", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
-                 "Condition": {"StringLike": {"s3:prefix": [f"{Key.PREPARED}*", f"{Key.ITEMS_BY_ID}*"]}}},
+                 "Condition": {"StringLike": {"s3:prefix": [f"{Key.PREPARED}*", f"{Key.ITEMS_BY_ID}*",
+                                                            f"{Key.ITEMS_BY_TIME}*"]}}},
                 {"Sid": "WritePreparedData", "Effect": "Allow", "Action": ["s3:PutObject"],
-                 "Resource": [objects(Key.PREPARED), pulumi.Output.concat(bucket, "/", Key.POPULAR_ITEMS)]},
+                 "Resource": [objects(Key.PREPARED), pulumi.Output.concat(bucket, "/", Key.POPULAR_ITEMS),
+                              objects(Key.SEGMENTS_INPUT)]},
                 {"Sid": "UseStackKeyThroughS3", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                  "Resource": args.key_arn, **s3_via},
             ],
@@ -92,7 +102,12 @@ class TrainingOrchestration(pulumi.ComponentResource):
             {"Sid": "ReadPreparedData", "Effect": "Allow", "Action": ["s3:GetObject"],
              "Resource": objects(Key.PREPARED)},
             {"Sid": "ListPreparedData", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket,
-             "Condition": {"StringLike": {"s3:prefix": f"{Key.PREPARED}*"}}},
+             "Condition": {"StringLike": {"s3:prefix": [f"{Key.PREPARED}*", f"{Key.SEGMENTS_INPUT}*",
+                                                        f"{Key.SEGMENTS_OUTPUT}*"]}}},
+            {"Sid": "ReadSegmentInput", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": objects(Key.SEGMENTS_INPUT)},
+            {"Sid": "WriteSegments", "Effect": "Allow", "Action": ["s3:PutObject"],
+             "Resource": objects(Key.SEGMENTS_OUTPUT)},
             {"Sid": "UseStackKey", "Effect": "Allow",
              "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], "Resource": args.key_arn},
         ], conditions=source_account(account),
@@ -114,7 +129,8 @@ class TrainingOrchestration(pulumi.ComponentResource):
              "Resource": arn("states", f"execution:{training_name}/*")},
             {"Sid": "ManageThisStacksPersonalize", "Effect": "Allow", "Action": PERSONALIZE_TRAINING_ACTIONS,
              "Resource": [arn("personalize", f"{kind}/{prefix}*") for kind in (
-                 "dataset-group", "dataset", "schema", "dataset-import-job", "filter", "solution", "campaign")]
+                 "dataset-group", "dataset", "schema", "dataset-import-job", "filter", "solution", "campaign",
+                 "batch-segment-job")]
                         + [arn("personalize", "event-tracker/*")]},
             {"Sid": "ListEventTrackersAndDeliverLogs", "Effect": "Allow", "Action": WILDCARD_ONLY_ACTIONS,
              "Resource": "*"},
@@ -135,7 +151,11 @@ class TrainingOrchestration(pulumi.ComponentResource):
             recipe_arn=f"arn:{v[1]}:personalize:::recipe/{training.recipe}", metric=training.metric,
             tolerance=training.metric_tolerance, min_provisioned_tps=training.min_provisioned_tps,
             shards=training.shards, filters=dict(args.published.filters), parameters=parameters,
-            poll_seconds=training.poll_seconds))
+            poll_seconds=training.poll_seconds, mode=training.mode, auto_training_days=training.auto_training_days,
+            segments=training.user_segments,
+            surfaces=surface_plans(args.published.surfaces, partition=v[1], for_you_recipe=training.recipe,
+                                   for_you_metric=training.metric, metrics=dict(training.surface_metrics),
+                                   metadata=args.published.metadata_surfaces)))
         logs = encrypted_log_group(self, f"{name}-logs", stack, args.key_arn,
                                    f"/aws/vendedlogs/{prefix}/states/training")
         self.training_machine = self._machine(f"{name}-training", training_name, machine_role, logs, args.key_arn,
@@ -145,8 +165,18 @@ class TrainingOrchestration(pulumi.ComponentResource):
                                               config.apply(lambda c: json.dumps(teardown_definition(c))),
                                               [machine_policy])
         if training.schedule:
-            self._schedule(name, stack, training.schedule, args.key_arn, account)
+            self._schedule(name, stack, training.schedule, args.key_arn, account, self.training_machine, "training",
+                           "Retrains the Personalize solutions")
+        self.segments_machine = None
+        if training.user_segments:
+            self.segments_machine = self._machine(
+                f"{name}-segments", stack.physical_name("segments"), machine_role, logs, args.key_arn,
+                config.apply(lambda c: json.dumps(segments_definition(c))), [machine_policy])
+            if training.segment_schedule:  # the scheduled run: the newest posts' readers
+                self._schedule(f"{name}-segments", stack, training.segment_schedule, args.key_arn, account,
+                               self.segments_machine, "segments", "Writes the user segments of the newest posts")
         self.register_outputs({"trainingStateMachine": self.training_machine.arn,
+                               "segmentsStateMachine": self.segments_machine.arn if self.segments_machine else None,
                                "teardownStateMachine": self.teardown_machine.arn, "topic": self.topic.arn})
 
     def _machine(self, name: str, physical: str, role: aws.iam.Role, logs: aws.cloudwatch.LogGroup,
@@ -164,16 +194,16 @@ class TrainingOrchestration(pulumi.ComponentResource):
         )
 
     def _schedule(self, name: str, stack: StackBasics, expression: str, key_arn: pulumi.Input[str],
-                  account: pulumi.Input[str]) -> None:
-        role, policy = service_role(self, f"{name}-scheduler", stack.physical_name("training-scheduler"),
+                  account: pulumi.Input[str], machine: aws.sfn.StateMachine, what: str, description: str) -> None:
+        role, policy = service_role(self, f"{name}-scheduler", stack.physical_name(f"{what}-scheduler"),
                                     "scheduler.amazonaws.com", [
             {"Sid": "StartTraining", "Effect": "Allow", "Action": ["states:StartExecution"],
-             "Resource": self.training_machine.arn}], conditions=source_account(account))
+             "Resource": machine.arn}], conditions=source_account(account))
         aws.scheduler.Schedule(
-            f"{name}-schedule", name=stack.physical_name("training"),
-            description="Retrains the Personalize solution", schedule_expression=expression,
+            f"{name}-schedule", name=stack.physical_name(what),
+            description=description, schedule_expression=expression,
             flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"), kms_key_arn=key_arn,
             target=aws.scheduler.ScheduleTargetArgs(
-                arn=self.training_machine.arn, role_arn=role.arn, input="{}",
+                arn=machine.arn, role_arn=role.arn, input="{}",
                 retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(maximum_retry_attempts=3)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.contract import Key, Parameter
+from common.contract import Key, Parameter, Surface
 
-INTERACTIONS_SCHEMA = {
+INTERACTIONS_SCHEMA: dict[str, Any] = {
     "type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema", "version": "1.0",
     "fields": [
         {"name": "USER_ID", "type": "string"},
@@ -25,21 +25,56 @@ INTERACTIONS_SCHEMA = {
         {"name": "IMPRESSION", "type": ["null", "string"]},
     ],
 }
-ITEMS_SCHEMA = {
+ITEMS_SCHEMA: dict[str, Any] = {
     "type": "record", "name": "Items", "namespace": "com.amazonaws.personalize.schema", "version": "1.0",
     "fields": [
         {"name": "ITEM_ID", "type": "string"},
         {"name": "CREATION_TIMESTAMP", "type": "long"},
         {"name": "CATEGORY", "type": ["null", "string"], "categorical": True},
         {"name": "TAGS", "type": ["null", "string"], "categorical": True},
+        # Unstructured text (max 20,000 characters): the recipes that use text learn from the post's title.
+        {"name": "TITLE", "type": ["null", "string"], "textual": True},
+        # Neither categorical nor textual: not trained on, kept for metadata with recommendations.
+        {"name": "URL", "type": ["null", "string"]},
     ],
 }
+# Schemas cannot change: a new items schema gets a new name, and an existing items dataset is moved onto it.
+ITEMS_SCHEMA_VERSION = "items-v2"
+# The recipe of each surface (for-you's is configurable) and the offline metric its gate compares by default.
+# Trending-Now finds new trends without new versions (Personalize's docs): no gate, it is trained once.
+SURFACE_RECIPES = {Surface.RELATED: "aws-similar-items", Surface.TRENDING: "aws-trending-now",
+                   Surface.RANKING: "aws-personalized-ranking-v2"}
+DEFAULT_SURFACE_METRICS: dict[str, str | None] = {
+    Surface.FOR_YOU: "normalized_discounted_cumulative_gain_at_25",
+    Surface.RELATED: "normalized_discounted_cumulative_gain_at_10",
+    Surface.TRENDING: None,
+    Surface.RANKING: "normalized_discounted_cumulative_gain_at_10",
+}
+GATED, AUTOMATIC = "gated", "automatic"
+# User segments: batch-only solutions (no campaign), a new version each run, keyed as the segments step names them.
+SEGMENT_RECIPES = {"itemAffinity": "aws-item-affinity", "itemAttributeAffinity": "aws-item-attribute-affinity"}
 # Errors worth retrying: throttling and contention surface as these in Step Functions' SDK integrations.
 RETRYABLE = ["Personalize.PersonalizeException", "Personalize.ResourceInUseException",
              "Personalize.LimitExceededException", "Lambda.TooManyRequestsException", "Lambda.ServiceException",
              "Lambda.SdkClientException", "Lambda.AWSLambdaException", "States.Timeout"]
 ALREADY_EXISTS = "Personalize.ResourceAlreadyExistsException"
 NOT_FOUND = "Personalize.ResourceNotFoundException"
+
+
+@dataclass(frozen=True)
+class SurfacePlan:
+    """One trained surface: its recipe, the metric its gate compares (None: no gate, trained once), and whether its
+    campaign returns item metadata with recommendations."""
+
+    surface: str
+    recipe_arn: str
+    metric: str | None
+    metadata: bool = False
+
+    @property
+    def slot(self) -> str:
+        """Where this surface's results live in the execution's state (a JSONPath-safe name)."""
+        return self.surface.replace("-", "_")
 
 
 @dataclass(frozen=True)
@@ -59,10 +94,36 @@ class TrainingConfig:
     min_provisioned_tps: int
     shards: int
     filters: Mapping[str, str]
-    parameters: Mapping[str, str]  # tracking-id, campaign-arn, filter-arns, items-dataset-arn, metrics → SSM names
+    parameters: Mapping[str, str]  # PUBLISHED_PARAMETERS → SSM names
     poll_seconds: int = 60
     map_concurrency: int = 10
     retry_seconds: int = 5
+    # Empty: the for-you surface alone, with ``recipe_arn`` and ``metric``.
+    surfaces: tuple[SurfacePlan, ...] = ()
+    mode: str = GATED
+    auto_training_days: int = 7
+    segments: bool = False
+
+    def segment_solution_arn(self, kind: str) -> str:
+        return self.arn(f"solution/{self.segment_solution_name(kind)}")
+
+    def segment_solution_name(self, kind: str) -> str:
+        return f"{self.prefix}-{SEGMENT_RECIPES[kind].removeprefix('aws-')}-solution"
+
+    @property
+    def plans(self) -> tuple[SurfacePlan, ...]:
+        return self.surfaces or (SurfacePlan(Surface.FOR_YOU, self.recipe_arn, self.metric),)
+
+    def solution_arn_of(self, surface: str) -> str:
+        return self.arn(f"solution/{self.name_of(surface, 'solution')}")
+
+    def campaign_arn_of(self, surface: str) -> str:
+        return self.arn(f"campaign/{self.name_of(surface, 'campaign')}")
+
+    def name_of(self, surface: str, kind: str) -> str:
+        """The name of a surface's solution or campaign. for-you keeps the names it had before there were surfaces,
+        so an upgrade re-uses its solution and campaign."""
+        return f"{self.prefix}-{kind}" if surface == Surface.FOR_YOU else f"{self.prefix}-{surface}-{kind}"
 
     @property
     def retry(self) -> list[dict[str, Any]]:
@@ -81,14 +142,6 @@ class TrainingConfig:
 
     def schema_arn(self, kind: str) -> str:
         return self.arn(f"schema/{self.prefix}-{kind}")
-
-    @property
-    def solution_arn(self) -> str:
-        return self.arn(f"solution/{self.prefix}-solution")
-
-    @property
-    def campaign_arn(self) -> str:
-        return self.arn(f"campaign/{self.prefix}-campaign")
 
     def filter_arn(self, name: str) -> str:
         return self.arn(f"filter/{self.prefix}-{name}")
@@ -204,7 +257,7 @@ def _steps_call(config: TrainingConfig, payload: Mapping[str, Any]) -> dict[str,
 def training_definition(config: TrainingConfig) -> dict[str, Any]:
     """Raw clicks → prepared CSV → (enough data?) → Personalize resources → trained, evaluated, maybe promoted."""
     m = Machine(config.retry, config.partition)
-    for step in (_prepare, _datasets, _imports, _tracker, _filters, _train_and_gate, _campaign):
+    for step in (_prepare, _datasets, _imports, _tracker, _filters, _surfaces):
         step(m, config)
     m.notify_failure_and_fail(config, "Training", "TrainingFailed",
                               "A training step failed; the notification names the state and the cause.")
@@ -268,8 +321,8 @@ def _datasets(m: Machine, config: TrainingConfig) -> None:
            "$.DatasetGroup.Status", "Interactions schema", config.poll_seconds)
     m.ensure("Interactions schema", "createSchema", {"Name": f"{config.prefix}-interactions",
                                                      "Schema": json.dumps(INTERACTIONS_SCHEMA)}, "Items schema")
-    m.ensure("Items schema", "createSchema", {"Name": f"{config.prefix}-items", "Schema": json.dumps(ITEMS_SCHEMA)},
-             "Interactions dataset")
+    m.ensure("Items schema", "createSchema", {"Name": f"{config.prefix}-{ITEMS_SCHEMA_VERSION}",
+                                              "Schema": json.dumps(ITEMS_SCHEMA)}, "Interactions dataset")
     m.ensure("Interactions dataset", "createDataset", {
         "Name": f"{config.prefix}-interactions", "DatasetGroupArn": config.dataset_group_arn,
         "DatasetType": "Interactions", "SchemaArn": config.schema_arn("interactions")}, "Interactions dataset ready")
@@ -277,9 +330,18 @@ def _datasets(m: Machine, config: TrainingConfig) -> None:
            "$.Dataset.Status", "Items dataset", config.poll_seconds)
     m.ensure("Items dataset", "createDataset", {
         "Name": f"{config.prefix}-items", "DatasetGroupArn": config.dataset_group_arn, "DatasetType": "Items",
-        "SchemaArn": config.schema_arn("items")}, "Items dataset ready")
+        "SchemaArn": config.schema_arn(ITEMS_SCHEMA_VERSION)}, "Items dataset ready")
     m.poll("Items dataset ready", "describeDataset", {"DatasetArn": config.dataset_arn("items")},
-           "$.Dataset.Status", "Publish items dataset", config.poll_seconds)
+           "$.Dataset.Status", "Items dataset schema", config.poll_seconds)
+    # An items dataset made with an older schema (without TITLE and URL) moves onto the current one.
+    m.task("Items dataset schema", m.sdk("personalize", "describeDataset"), {"DatasetArn": config.dataset_arn("items")},
+           "Items schema current?", result_path="$.itemsDataset", result_selector={"schema.$": "$.Dataset.SchemaArn"})
+    m.add("Items schema current?", {"Type": "Choice", "Choices": [
+        {"Variable": "$.itemsDataset.schema", "StringEquals": config.schema_arn(ITEMS_SCHEMA_VERSION),
+         "Next": "Publish items dataset"}], "Default": "Update items schema"})
+    m.task("Update items schema", m.sdk("personalize", "updateDataset"), {
+        "DatasetArn": config.dataset_arn("items"), "SchemaArn": config.schema_arn(ITEMS_SCHEMA_VERSION)},
+        "Publish items dataset", result_path=None)
     m.publish("Publish items dataset", config, Parameter.ITEMS_DATASET_ARN, {"Value": config.dataset_arn("items")},
               "Import interactions")
 
@@ -341,72 +403,218 @@ def _filters(m: Machine, config: TrainingConfig) -> None:
         "Next": "Publish filters",
     })
     m.publish("Publish filters", config, Parameter.FILTER_ARNS,
-              {"Value": json.dumps({name: config.filter_arn(name) for name in sorted(config.filters)})}, "Solution")
+              {"Value": json.dumps({name: config.filter_arn(name) for name in sorted(config.filters)})},
+              f"Solution ({config.plans[0].surface})")
 
 
-def _train_and_gate(m: Machine, config: TrainingConfig) -> None:
-    """A new solution version, compared on the configured metric with the one the campaign serves."""
-    m.ensure("Solution", "createSolution", {"Name": f"{config.prefix}-solution",
-                                            "DatasetGroupArn": config.dataset_group_arn,
-                                            "RecipeArn": config.recipe_arn}, "Solution ready")
-    m.poll("Solution ready", "describeSolution", {"SolutionArn": config.solution_arn}, "$.Solution.Status",
-           "Train", config.poll_seconds)
-    m.task("Train", m.sdk("personalize", "createSolutionVersion"), {"SolutionArn": config.solution_arn,
-                                                                  "TrainingMode": "FULL"},
-           "Trained", result_path="$.version")
-    m.poll("Trained", "describeSolutionVersion", {"SolutionVersionArn.$": "$.version.SolutionVersionArn"},
-           "$.SolutionVersion.Status", "New metrics", config.poll_seconds)
-    m.task("New metrics", m.sdk("personalize", "getSolutionMetrics"),
-           {"SolutionVersionArn.$": "$.version.SolutionVersionArn"}, "Current campaign", result_path="$.newMetrics")
-    m.task("Current campaign", m.sdk("personalize", "describeCampaign"), {"CampaignArn": config.campaign_arn},
-           "Current metrics", result_path="$.campaign",
-           catches=[{"ErrorEquals": [NOT_FOUND], "ResultPath": None, "Next": "First campaign"}])
-    m.task("Current metrics", m.sdk("personalize", "getSolutionMetrics"),
-           {"SolutionVersionArn.$": "$.campaign.Campaign.SolutionVersionArn"}, "Compare",
-           result_path="$.currentMetrics")
-    m.task("Compare", _lambda(config), _steps_call(config, {
-        "step": "compare", "metric": config.metric, "tolerance": config.tolerance,
-        "new.$": "$.newMetrics", "current.$": "$.currentMetrics"}), "Promote?", result_path="$.gate",
-        result_selector={"value.$": "$.Payload"})
-    m.add("Promote?", {"Type": "Choice", "Choices": [
-        {"Variable": "$.gate.value.promote", "BooleanEquals": True, "Next": "Update campaign"}],
-        "Default": "Notify not promoted"})
-    m.notify("Notify not promoted", config, "Personalize training: new model not promoted", {
-        "Message.$": "States.Format('The new solution version {} was not promoted: {}. The campaign keeps serving the "
-                     "current version.', $.version.SolutionVersionArn, $.gate.value.reason)"}, "Not promoted")
-    m.add("Not promoted", {"Type": "Succeed"})
+def _surfaces(m: Machine, config: TrainingConfig) -> None:
+    """One branch per trained surface, one after the other (each ends in the next one's first state), then publish."""
+    plans = config.plans
+    segments = [f"Segments solution ({kind})" for kind in SEGMENT_RECIPES] if config.segments else []
+    entries = [f"Solution ({plan.surface})" for plan in plans] + segments + ["Publish campaigns"]
+    for plan, next_state in zip(plans, entries[1:], strict=False):
+        _surface(m, config, plan, next_state)
+    for kind, name, next_state in zip(SEGMENT_RECIPES, segments, entries[len(plans) + 1:], strict=False):
+        _segments_solution(m, config, kind, name, next_state)
+    arns = json.dumps({plan.surface: config.campaign_arn_of(plan.surface) for plan in plans})
+    serves_for_you = any(plan.surface == Surface.FOR_YOU for plan in plans)
+    m.publish("Publish campaigns", config, Parameter.CAMPAIGN_ARNS, {"Value": arns},
+              "Publish campaign" if serves_for_you else "Notify trained")
+    if serves_for_you:  # functions deployed before the surfaces read this one
+        m.publish("Publish campaign", config, Parameter.CAMPAIGN_ARN,
+                  {"Value": config.campaign_arn_of(Surface.FOR_YOU)}, "Notify trained")
+    m.notify("Notify trained", config, "Personalize training: run finished", {
+        "Message": "Training finished for " + ", ".join(plan.surface for plan in plans) + "; each surface's "
+                   "notification says whether its new version serves."}, "Trained")
+    m.add("Trained", {"Type": "Succeed"})
 
 
-def _campaign(m: Machine, config: TrainingConfig) -> None:
-    """The campaign created or updated to the promoted version, waited for, and published."""
-    m.task("First campaign", m.sdk("personalize", "createCampaign"), {
-        "Name": f"{config.prefix}-campaign", "SolutionVersionArn.$": "$.version.SolutionVersionArn",
-        "MinProvisionedTPS": config.min_provisioned_tps}, "Campaign ready", result_path=None,
-        catches=[{"ErrorEquals": [ALREADY_EXISTS], "ResultPath": None, "Next": "Update campaign"}])
-    m.task("Update campaign", m.sdk("personalize", "updateCampaign"), {
-        "CampaignArn": config.campaign_arn, "SolutionVersionArn.$": "$.version.SolutionVersionArn",
-        "MinProvisionedTPS": config.min_provisioned_tps}, "Campaign ready", result_path=None)
-    m.task("Campaign ready", m.sdk("personalize", "describeCampaign"), {"CampaignArn": config.campaign_arn},
-           "Campaign active?", result_path="$.status",
-           result_selector={"value.$": "$.Campaign.Status",
-                            "serving.$": "$.Campaign.SolutionVersionArn"})
-    m.add("Campaign active?", {"Type": "Choice", "Choices": [
-        {"And": [{"Variable": "$.status.value", "StringEquals": "ACTIVE"},
-                 {"Variable": "$.status.serving", "StringEqualsPath": "$.version.SolutionVersionArn"}],
-         "Next": "Publish campaign"},
-        {"Variable": "$.status.value", "StringEquals": "CREATE FAILED", "Next": "Campaign ended failed"}],
-        "Default": "Campaign (waiting)"})
-    m.add("Campaign (waiting)", {"Type": "Wait", "Seconds": config.poll_seconds, "Next": "Campaign ready"})
-    m.add("Campaign ended failed", {"Type": "Pass", "Parameters": {"state": "Campaign ready", "error": "ResourceFailed",
-                                                                   "cause": "status CREATE FAILED"},
-                                    "ResultPath": "$.failure", "Next": "Notify failure"})
-    m.publish("Publish campaign", config, Parameter.CAMPAIGN_ARN, {"Value": config.campaign_arn}, "Publish metrics")
-    m.publish("Publish metrics", config, Parameter.METRICS, {"Value.$": "States.JsonToString($.newMetrics.Metrics)"},
-              "Notify success")
-    m.notify("Notify success", config, "Personalize training: new model serving", {
-        "Message.$": "States.Format('Solution version {} now serves {}.', $.version.SolutionVersionArn, "
-                     f"'{config.campaign_arn}')"}, "Trained and promoted")
-    m.add("Trained and promoted", {"Type": "Succeed"})
+def _segments_solution(m: Machine, config: TrainingConfig, kind: str, name: str, next_state: str) -> None:
+    """A batch-only solution for segment jobs: automatic training off, a new version each run, no campaign (a segment
+    job uses the solution's latest version)."""
+    arn = config.segment_solution_arn(kind)
+    m.ensure(name, "createSolution", {
+        "Name": config.segment_solution_name(kind), "DatasetGroupArn": config.dataset_group_arn,
+        "RecipeArn": f"arn:{config.partition}:personalize:::recipe/{SEGMENT_RECIPES[kind]}",
+        "PerformAutoTraining": False}, f"{name} ready")
+    m.poll(f"{name} ready", "describeSolution", {"SolutionArn": arn}, "$.Solution.Status", f"Train segments ({kind})",
+           config.poll_seconds)
+    m.task(f"Train segments ({kind})", m.sdk("personalize", "createSolutionVersion"),
+           {"SolutionArn": arn, "TrainingMode": "FULL"}, f"Segments trained ({kind})", result_path=f"$.{kind}")
+    m.poll(f"Segments trained ({kind})", "describeSolutionVersion",
+           {"SolutionVersionArn.$": f"$.{kind}.SolutionVersionArn"}, "$.SolutionVersion.Status", next_state,
+           config.poll_seconds)
+
+
+def segments_definition(config: TrainingConfig) -> dict[str, Any]:
+    """One batch segment job: input file (posts, a category, or the newest posts) → the job → notified output."""
+    m = Machine(config.retry, config.partition)
+    m.task("Write segment input", _lambda(config), _steps_call(config, {
+        "step": "segments-input", "runId.$": "$$.Execution.Name", "request.$": "$",
+        "solutions": {kind: config.segment_solution_arn(kind) for kind in SEGMENT_RECIPES}}),
+        "Latest segments version", result_path="$.job", result_selector={"value.$": "$.Payload"})
+    m.task("Latest segments version", m.sdk("personalize", "describeSolution"),
+           {"SolutionArn.$": "$.job.value.solutionArn"}, "Segments version trained?", result_path="$.solution",
+           result_selector={"described.$": "$.Solution"})
+    latest = "$.solution.described.LatestSolutionVersion"
+    m.add("Segments version trained?", {"Type": "Choice", "Choices": [
+        {"And": [{"Variable": latest, "IsPresent": True},
+                 {"Variable": f"{latest}.Status", "StringEquals": "ACTIVE"}], "Next": "Segment job"}],
+        "Default": "No trained segments version"})
+    m.add("No trained segments version", {"Type": "Pass", "Parameters": {
+        "state": "Latest segments version", "error": "NotTrained",
+        "cause": "the segments solution has no ACTIVE version yet: run the training first"},
+        "ResultPath": "$.failure", "Next": "Notify failure"})
+    m.task("Segment job", m.sdk("personalize", "createBatchSegmentJob"), {
+        "JobName.$": f"States.Format('{config.prefix}-seg-{{}}', $$.Execution.Name)",
+        "SolutionVersionArn.$": f"{latest}.SolutionVersionArn", "RoleArn": config.personalize_role_arn,
+        "JobInput": {"S3DataSource": {"Path.$": "$.job.value.input"}},
+        "JobOutput": {"S3DataDestination": {"Path.$": "$.job.value.output", "KmsKeyArn": config.key_arn}}},
+        "Segments written?", result_path="$.segmentJob")
+    m.poll("Segments written?", "describeBatchSegmentJob", {"BatchSegmentJobArn.$": "$.segmentJob.BatchSegmentJobArn"},
+           "$.BatchSegmentJob.Status", "Notify segments", config.poll_seconds)
+    m.notify("Notify segments", config, "Personalize user segments written", {
+        "Message.$": "States.Format('{} segment(s) ({}) written under {}', $.job.value.lines, $.job.value.recipe, "
+                     "$.job.value.output)"}, "Segments written")
+    m.add("Segments written", {"Type": "Succeed"})
+    m.notify_failure_and_fail(config, "Segments", "SegmentsFailed", "See the notification.")
+    return {"Comment": f"User segments of {config.prefix}", "StartAt": "Write segment input", "States": m.states}
+
+
+def _gated(config: TrainingConfig, plan: SurfacePlan) -> bool:
+    """Whether our metric gate decides what this surface serves (else: trained once, or Personalize's own cycle)."""
+    return config.mode == GATED and plan.metric is not None
+
+
+def _solution_parameters(config: TrainingConfig, plan: SurfacePlan) -> dict[str, Any]:
+    """Automatic training is always set explicitly: Personalize's default (on, every 7 days) bills trainings that
+    our gate would never see."""
+    automatic = config.mode == AUTOMATIC
+    parameters: dict[str, Any] = {"Name": config.name_of(plan.surface, "solution"),
+                                  "DatasetGroupArn": config.dataset_group_arn, "RecipeArn": plan.recipe_arn,
+                                  "PerformAutoTraining": automatic}
+    if automatic:
+        parameters["SolutionConfig"] = {"AutoTrainingConfig": {"SchedulingExpression": _auto_rate(config)}}
+    return parameters
+
+
+def _auto_rate(config: TrainingConfig) -> str:
+    return f"rate({config.auto_training_days} {'day' if config.auto_training_days == 1 else 'days'})"
+
+
+def _campaign_config(config: TrainingConfig, plan: SurfacePlan) -> dict[str, Any]:
+    return {"SyncWithLatestSolutionVersion": config.mode == AUTOMATIC,
+            "EnableMetadataWithRecommendations": plan.metadata}
+
+
+def _surface(m: Machine, config: TrainingConfig, plan: SurfacePlan, next_state: str) -> None:
+    """Solution (automatic training as configured) → a new version → the gate → the campaign, for one surface."""
+    s, slot, poll = plan.surface, plan.slot, config.poll_seconds
+    solution_arn = config.solution_arn_of(s)
+    m.ensure(f"Solution ({s})", "createSolution", _solution_parameters(config, plan), f"Solution ready ({s})")
+    m.poll(f"Solution ready ({s})", "describeSolution", {"SolutionArn": solution_arn}, "$.Solution.Status",
+           f"Solution training mode ({s})", poll)
+    # A solution created before (by an older version of this program, or in the other mode) is switched over.
+    automatic = config.mode == AUTOMATIC
+    after_mode = f"Train ({s})" if _gated(config, plan) else f"Existing campaign ({s})"
+    m.task(f"Solution training mode ({s})", m.sdk("personalize", "describeSolution"), {"SolutionArn": solution_arn},
+           f"Training mode as configured? ({s})", result_path=f"$.{slot}.solution",
+           result_selector={"Solution.$": "$.Solution"})
+    mode_variable = f"$.{slot}.solution.Solution.PerformAutoTraining"
+    m.add(f"Training mode as configured? ({s})", {"Type": "Choice", "Choices": [
+        {"And": [{"Variable": mode_variable, "IsPresent": True},
+                 {"Variable": mode_variable, "BooleanEquals": automatic}], "Next": after_mode}],
+        "Default": f"Set training mode ({s})"})
+    update: dict[str, Any] = {"SolutionArn": solution_arn, "PerformAutoTraining": automatic}
+    if automatic:
+        update["SolutionUpdateConfig"] = {"AutoTrainingConfig": {"SchedulingExpression": _auto_rate(config)}}
+    m.task(f"Set training mode ({s})", m.sdk("personalize", "updateSolution"), update, after_mode, result_path=None)
+
+    if not _gated(config, plan):
+        # Trained once: Trending-Now finds new trends without new versions; in automatic mode Personalize retrains.
+        m.task(f"Existing campaign ({s})", m.sdk("personalize", "describeCampaign"),
+               {"CampaignArn": config.campaign_arn_of(s)},
+               f"Campaign as configured? ({s})" if automatic else next_state,
+               result_path=f"$.{slot}.campaign",
+               catches=[{"ErrorEquals": [NOT_FOUND], "ResultPath": None, "Next": f"Train ({s})"}])
+        if automatic:  # a campaign from gated mode is moved onto the solution's latest version
+            sync = f"$.{slot}.campaign.Campaign.CampaignConfig.SyncWithLatestSolutionVersion"
+            m.add(f"Campaign as configured? ({s})", {"Type": "Choice", "Choices": [
+                {"And": [{"Variable": sync, "IsPresent": True}, {"Variable": sync, "BooleanEquals": True}],
+                 "Next": next_state}], "Default": f"Update campaign ({s})"})
+    m.task(f"Train ({s})", m.sdk("personalize", "createSolutionVersion"),
+           {"SolutionArn": solution_arn, "TrainingMode": "FULL"}, f"Trained ({s})", result_path=f"$.{slot}.version")
+    m.poll(f"Trained ({s})", "describeSolutionVersion",
+           {"SolutionVersionArn.$": f"$.{slot}.version.SolutionVersionArn"},
+           "$.SolutionVersion.Status", f"New metrics ({s})" if _gated(config, plan) else f"First campaign ({s})", poll)
+    if _gated(config, plan):
+        _gate(m, config, plan, next_state)
+    _campaign(m, config, plan, next_state)
+
+
+def _gate(m: Machine, config: TrainingConfig, plan: SurfacePlan, next_state: str) -> None:
+    """The new version against the one the campaign serves, on this surface's metric."""
+    s, slot = plan.surface, plan.slot
+    version = f"$.{slot}.version.SolutionVersionArn"
+    m.task(f"New metrics ({s})", m.sdk("personalize", "getSolutionMetrics"), {"SolutionVersionArn.$": version},
+           f"Current campaign ({s})", result_path=f"$.{slot}.newMetrics")
+    m.task(f"Current campaign ({s})", m.sdk("personalize", "describeCampaign"),
+           {"CampaignArn": config.campaign_arn_of(s)}, f"Current metrics ({s})", result_path=f"$.{slot}.campaign",
+           catches=[{"ErrorEquals": [NOT_FOUND], "ResultPath": None, "Next": f"First campaign ({s})"}])
+    m.task(f"Current metrics ({s})", m.sdk("personalize", "getSolutionMetrics"),
+           {"SolutionVersionArn.$": f"$.{slot}.campaign.Campaign.SolutionVersionArn"}, f"Compare ({s})",
+           result_path=f"$.{slot}.currentMetrics")
+    m.task(f"Compare ({s})", _lambda(config), _steps_call(config, {
+        "step": "compare", "metric": plan.metric, "tolerance": config.tolerance,
+        "new.$": f"$.{slot}.newMetrics", "current.$": f"$.{slot}.currentMetrics"}), f"Promote? ({s})",
+        result_path=f"$.{slot}.gate", result_selector={"value.$": "$.Payload"})
+    m.add(f"Promote? ({s})", {"Type": "Choice", "Choices": [
+        {"Variable": f"$.{slot}.gate.value.promote", "BooleanEquals": True, "Next": f"Update campaign ({s})"}],
+        "Default": f"Notify not promoted ({s})"})
+    m.notify(f"Notify not promoted ({s})", config, f"Personalize training: new {s} model not promoted", {
+        "Message.$": f"States.Format('The new {s} solution version {{}} was not promoted: {{}}. The campaign keeps "
+                     f"serving the current version.', {version}, $.{slot}.gate.value.reason)"}, next_state)
+
+
+def _campaign(m: Machine, config: TrainingConfig, plan: SurfacePlan, next_state: str) -> None:
+    """The campaign created or updated to the promoted version (automatic mode: to the solution's latest), waited
+    for, and announced."""
+    s, slot = plan.surface, plan.slot
+    campaign_arn = config.campaign_arn_of(s)
+    automatic = config.mode == AUTOMATIC
+    version: dict[str, Any] = ({"SolutionVersionArn": f"{config.solution_arn_of(s)}/$LATEST"} if automatic
+                               else {"SolutionVersionArn.$": f"$.{slot}.version.SolutionVersionArn"})
+    m.task(f"First campaign ({s})", m.sdk("personalize", "createCampaign"), {
+        "Name": config.name_of(s, "campaign"), **version, "MinProvisionedTPS": config.min_provisioned_tps,
+        "CampaignConfig": _campaign_config(config, plan)}, f"Campaign ready ({s})", result_path=None,
+        catches=[{"ErrorEquals": [ALREADY_EXISTS], "ResultPath": None, "Next": f"Update campaign ({s})"}])
+    m.task(f"Update campaign ({s})", m.sdk("personalize", "updateCampaign"), {
+        "CampaignArn": campaign_arn, **version, "MinProvisionedTPS": config.min_provisioned_tps,
+        "CampaignConfig": _campaign_config(config, plan)}, f"Campaign ready ({s})", result_path=None)
+    m.task(f"Campaign ready ({s})", m.sdk("personalize", "describeCampaign"), {"CampaignArn": campaign_arn},
+           f"Campaign active? ({s})", result_path=f"$.{slot}.status",
+           result_selector={"value.$": "$.Campaign.Status", "serving.$": "$.Campaign.SolutionVersionArn"})
+    active = {"Variable": f"$.{slot}.status.value", "StringEquals": "ACTIVE"}
+    # Gated: ready when it serves the promoted version. Automatic: Personalize picks the version; ACTIVE is enough.
+    ready = active if automatic else {"And": [active, {"Variable": f"$.{slot}.status.serving",
+                                                       "StringEqualsPath": f"$.{slot}.version.SolutionVersionArn"}]}
+    after = f"Publish metrics ({s})" if s == Surface.FOR_YOU and _gated(config, plan) else f"Notify serving ({s})"
+    m.add(f"Campaign active? ({s})", {"Type": "Choice", "Choices": [
+        {**ready, "Next": after},
+        {"Variable": f"$.{slot}.status.value", "StringEquals": "CREATE FAILED",
+         "Next": f"Campaign ended failed ({s})"}],
+        "Default": f"Campaign (waiting) ({s})"})
+    m.add(f"Campaign (waiting) ({s})", {"Type": "Wait", "Seconds": config.poll_seconds,
+                                        "Next": f"Campaign ready ({s})"})
+    m.add(f"Campaign ended failed ({s})", {"Type": "Pass", "Parameters": {
+        "state": f"Campaign ready ({s})", "error": "ResourceFailed", "cause": "status CREATE FAILED"},
+        "ResultPath": "$.failure", "Next": "Notify failure"})
+    if after.startswith("Publish metrics"):
+        m.publish(after, config, Parameter.METRICS, {"Value.$": f"States.JsonToString($.{slot}.newMetrics.Metrics)"},
+                  f"Notify serving ({s})")
+    m.notify(f"Notify serving ({s})", config, f"Personalize training: new {s} model serving", {
+        "Message.$": f"States.Format('Solution version {{}} now serves {s} ({campaign_arn}).', "
+                     f"$.{slot}.status.serving)"}, next_state)
 
 
 def _delete(m: Machine, name: str, action: str, parameters: Mapping[str, Any], describe: str,
@@ -425,10 +633,14 @@ def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
     """Deletes what training created, in dependency order; safe to run again, and on resources already deleting."""
     m = Machine(config.retry, config.partition)
     poll = config.poll_seconds
+    plans = config.plans
+    campaigns = [f"Delete campaign ({plan.surface})" for plan in plans] + ["Delete filters"]
     m.task("Unpublish", m.sdk("ssm", "deleteParameters"), {"Names": sorted(config.parameters.values())},
-           "Delete campaign", result_path=None)
-    _delete(m, "Delete campaign", "deleteCampaign", {"CampaignArn": config.campaign_arn}, "describeCampaign",
-            {"CampaignArn": config.campaign_arn}, "Delete filters", poll)
+           campaigns[0], result_path=None)
+    for plan, name, next_state in zip(plans, campaigns, campaigns[1:], strict=False):
+        arn = config.campaign_arn_of(plan.surface)
+        _delete(m, name, "deleteCampaign", {"CampaignArn": arn}, "describeCampaign", {"CampaignArn": arn},
+                next_state, poll)
     m.add("Delete filters", {
         "Type": "Map", "ItemsPath": "$.filters", "MaxConcurrency": 1,
         "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Delete filter", "States": {
@@ -441,25 +653,34 @@ def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
         "ResultPath": None,
         "Catch": m.catch_all("Delete filters"),
         "Next": "Find event tracker"})
+    kinds = list(SEGMENT_RECIPES) if config.segments else []
+    solutions = ([f"Delete solution ({plan.surface})" for plan in plans]
+                 + [f"Delete segments solution ({kind})" for kind in kinds] + ["Delete items dataset"])
     m.task("Find event tracker", m.sdk("personalize", "listEventTrackers"),
            {"DatasetGroupArn": config.dataset_group_arn}, "Any event tracker?", result_path="$.trackers",
            result_selector={"count.$": "States.ArrayLength($.EventTrackers)", "all.$": "$.EventTrackers"},
            catches=[{"ErrorEquals": [NOT_FOUND, "Personalize.InvalidInputException"], "ResultPath": None,
-                     "Next": "Delete solution"}])
+                     "Next": solutions[0]}])
     m.add("Any event tracker?", {"Type": "Choice", "Choices": [
         {"Variable": "$.trackers.count", "NumericGreaterThan": 0, "Next": "Pick event tracker"}],
-        "Default": "Delete solution"})
+        "Default": solutions[0]})
     m.add("Pick event tracker", {"Type": "Pass", "Parameters": {"arn.$": "States.ArrayGetItem($.trackers.all, 0)"},
                                  "ResultPath": "$.tracker", "Next": "Delete event tracker"})
     _delete(m, "Delete event tracker", "deleteEventTracker", {"EventTrackerArn.$": "$.tracker.arn.EventTrackerArn"},
-            "describeEventTracker", {"EventTrackerArn.$": "$.tracker.arn.EventTrackerArn"}, "Delete solution", poll)
-    _delete(m, "Delete solution", "deleteSolution", {"SolutionArn": config.solution_arn}, "describeSolution",
-            {"SolutionArn": config.solution_arn}, "Delete items dataset", poll)
+            "describeEventTracker", {"EventTrackerArn.$": "$.tracker.arn.EventTrackerArn"}, solutions[0], poll)
+    arns = [config.solution_arn_of(plan.surface) for plan in plans] + [config.segment_solution_arn(k) for k in kinds]
+    for arn, name, next_state in zip(arns, solutions, solutions[1:], strict=False):
+        _delete(m, name, "deleteSolution", {"SolutionArn": arn}, "describeSolution", {"SolutionArn": arn},
+                next_state, poll)
     _delete(m, "Delete items dataset", "deleteDataset", {"DatasetArn": config.dataset_arn("items")},
             "describeDataset", {"DatasetArn": config.dataset_arn("items")}, "Delete interactions dataset", poll)
     _delete(m, "Delete interactions dataset", "deleteDataset", {"DatasetArn": config.dataset_arn("interactions")},
             "describeDataset", {"DatasetArn": config.dataset_arn("interactions")}, "Delete items schema", poll)
-    m.task("Delete items schema", m.sdk("personalize", "deleteSchema"), {"SchemaArn": config.schema_arn("items")},
+    m.task("Delete items schema", m.sdk("personalize", "deleteSchema"),
+           {"SchemaArn": config.schema_arn(ITEMS_SCHEMA_VERSION)}, "Delete first items schema", result_path=None,
+           catches=[{"ErrorEquals": [NOT_FOUND], "ResultPath": None, "Next": "Delete first items schema"}])
+    # The items schema of stacks trained before TITLE and URL existed.
+    m.task("Delete first items schema", m.sdk("personalize", "deleteSchema"), {"SchemaArn": config.schema_arn("items")},
            "Delete interactions schema", result_path=None,
            catches=[{"ErrorEquals": [NOT_FOUND], "ResultPath": None, "Next": "Delete interactions schema"}])
     m.task("Delete interactions schema", m.sdk("personalize", "deleteSchema"),
@@ -476,3 +697,14 @@ def teardown_definition(config: TrainingConfig) -> dict[str, Any]:
                     "ResultPath": "$.filters", "Next": "Unpublish"})
     return {"Comment": f"Delete the Amazon Personalize resources of {config.prefix}", "StartAt": "Start",
             "States": m.states}
+
+
+def surface_plans(surfaces: Sequence[str], *, partition: str, for_you_recipe: str, for_you_metric: str,
+                  metrics: Mapping[str, str], metadata: Sequence[str]) -> tuple[SurfacePlan, ...]:
+    """The plan of each configured surface: its recipe, its gate's metric (configured, else the recipe's default),
+    and whether its campaign returns metadata."""
+    recipes = {Surface.FOR_YOU: for_you_recipe, **SURFACE_RECIPES}
+    defaults = {**DEFAULT_SURFACE_METRICS, Surface.FOR_YOU: for_you_metric}
+    return tuple(SurfacePlan(surface, f"arn:{partition}:personalize:::recipe/{recipes[surface]}",
+                             metrics.get(surface, defaults[surface]), metadata=surface in metadata)
+                 for surface in surfaces)

@@ -17,12 +17,15 @@ from components.shared import encrypted_log_group
 REQUIRED_MANAGED_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
                            "AWSManagedRulesSQLiRuleSet", "AWSManagedRulesAmazonIpReputationList")
 ANONYMOUS_IP_GROUP = "AWSManagedRulesAnonymousIpList"
+# Optional (wafBotControl), last: Bot Control is billed per request it inspects, so the cheaper rules block first.
+BOT_CONTROL_GROUP = "AWSManagedRulesBotControlRuleSet"
 # The core rule set blocks bodies over 8 KB; a batch of events is larger. Our own body-size rule replaces it.
 ALWAYS_COUNTED = (("AWSManagedRulesCommonRuleSet", "SizeRestrictions_BODY"),)
 # Largest body either API accepts: a compact batch of 500 events at every schema maximum is about 2.4 MB (tested);
 # the margin allows pretty-printed JSON. Above it, PutRecords' 5 MiB limit would refuse the batch anyway.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 REDACTED_HEADERS = ("x-api-key", "authorization")
+_WHOLE_QUERY_STRING = aws.wafv2.WebAclLoggingConfigurationRedactedFieldQueryStringArgs()  # type: ignore[no-untyped-call]
 
 
 def max_number_regex(limit: int) -> str:
@@ -47,7 +50,8 @@ def _visibility(name: str) -> dict[str, Any]:
 
 def web_acl_rules(waf: WafSettings) -> list[dict[str, Any]]:
     """The web ACL's rules, in the WAFv2 API's JSON form (what ``CreateWebACL`` takes as ``Rules``)."""
-    groups = [*REQUIRED_MANAGED_GROUPS, *([ANONYMOUS_IP_GROUP] if waf.block_anonymous_ips else [])]
+    groups = [*REQUIRED_MANAGED_GROUPS, *([ANONYMOUS_IP_GROUP] if waf.block_anonymous_ips else []),
+              *([BOT_CONTROL_GROUP] if waf.bot_control else [])]
     counted = [*ALWAYS_COUNTED, *waf.count_only_rules]
     rules: list[dict[str, Any]] = [{
         "Name": "rate-per-ip",
@@ -77,6 +81,8 @@ def web_acl_rules(waf: WafSettings) -> list[dict[str, Any]]:
         overrides = [{"Name": rule, "ActionToUse": {"Count": {}}} for g, rule in counted if g == group]
         if overrides:
             statement["RuleActionOverrides"] = overrides
+        if group == BOT_CONTROL_GROUP:
+            statement["ManagedRuleGroupConfigs"] = [{"AWSManagedRulesBotControlRuleSet": {"InspectionLevel": "COMMON"}}]
         rules.append({"Name": group, "Priority": priority, "OverrideAction": {"None": {}},
                       "Statement": {"ManagedRuleGroupStatement": statement}, "VisibilityConfig": _visibility(group)})
     return rules
@@ -117,9 +123,12 @@ class WebFirewall(pulumi.ComponentResource):
             f"{name}-logging",
             resource_arn=self.web_acl.arn,
             log_destination_configs=[logs.arn],
-            redacted_fields=[aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
+            redacted_fields=[*(aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
                 single_header=aws.wafv2.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header))
-                for header in REDACTED_HEADERS],
+                for header in REDACTED_HEADERS),
+                # Reader tokens travel in the query string (POST /events/reader?token=: beacons send no headers);
+                # WAF redacts a whole query string or none.
+                aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(query_string=_WHOLE_QUERY_STRING)],
             opts=child,
         )
         # Keyed by the stage, so adding or removing an API never re-associates the others; the alias adopts the

@@ -56,6 +56,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     budget = context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS
     report = processor().process(records, budget_seconds=budget)
     for name, outcome in ((Metric.EVENTS_SENT, Outcome.SENT), (Metric.EVENTS_SKIPPED, Outcome.SKIPPED),
+                          (Metric.EVENTS_FROM_BOTS, Outcome.BOT),
                           (Metric.EVENTS_RETRIED, Outcome.RETRY), (Metric.EVENTS_DEAD_LETTERED, Outcome.DEAD_LETTERED)):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=report.count(outcome))
     metrics.add_metric(name=Metric.PUT_EVENTS_CALLS, unit=MetricUnit.Count, value=report.calls)

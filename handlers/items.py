@@ -51,6 +51,8 @@ def service() -> ItemsService:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request_id = (event.get("requestContext") or {}).get("requestId")
+    # AWS_IAM authorization: API Gateway puts the verified SigV4 signer here; the audit trail of catalog writes.
+    logger.append_keys(caller=((event.get("requestContext") or {}).get("identity") or {}).get("userArn"))
     try:
         items = parse_items(json.loads(event.get("body") or ""))
     except (json.JSONDecodeError, InvalidItemsError) as error:
@@ -65,6 +67,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name=Metric.ITEMS_STORE_FAILURES, unit=MetricUnit.Count, value=1)
         return reply(503, {"message": "The items could not be stored; retry the request.", "requestId": request_id},
                      {"Retry-After": "1"})
+    logger.info("items stored", extra=dict(result))
     metrics.add_metric(name=Metric.ITEMS_STORED, unit=MetricUnit.Count, value=result["stored"])
     metrics.add_metric(name=Metric.ITEMS_SENT, unit=MetricUnit.Count, value=result["sentToPersonalize"])
     return reply(200, result)

@@ -1,5 +1,6 @@
 """Lambda: the training state machine's own steps — data preparation (map, reduce, summarize) and the metric gate
-(compare); see ``common.training_data``."""
+(compare); see ``common.training_data`` — and the segments machine's input file (segments-input,
+``common.segments``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.config import required_env, required_int, required_strings
 from common.contract import Env
+from common.segments import write_segment_input
 from common.training_data import as_dict, map_objects, metric_gate, reduce_shard, summarize
 
 logger = Logger()
@@ -68,4 +70,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                                current["Metrics"] if current else None)
         logger.info("metric gate", extra=decision)
         return decision
-    raise ValueError(f"unknown step {step!r}: expected map, reduce, summarize or compare")
+    if step == "segments-input":
+        job = write_segment_input(s3, bucket, event["runId"], event.get("request") or {}, event["solutions"])
+        logger.info("segment job input written", extra=job)
+        return job
+    raise ValueError(f"unknown step {step!r}: expected map, reduce, summarize, compare or segments-input")

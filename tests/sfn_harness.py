@@ -54,6 +54,8 @@ class FakePersonalize:
     fail: dict[str, str] = field(default_factory=dict)  # kind → status to end in ("CREATE FAILED")
     throttle: Counter[str] = field(default_factory=Counter)  # action → how many calls to throttle first
     metrics: list[dict[str, float]] = field(default_factory=list)  # metrics of successive solution versions
+    # the same per solution name (e.g. "cp-dev-euw1-related-solution"); a solution not named here uses ``metrics``
+    surface_metrics: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     crash_on: str | None = None  # action that fails once with a non-retryable error
 
     def handle(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -101,11 +103,18 @@ class FakePersonalize:
         self._get(schemaArn)
         group = datasetGroupArn.split("/", 1)[1]
         arn = _arn(f"dataset/{group}/{datasetType.upper()}")
-        self._create("dataset", arn)
+        self._create("dataset", arn, schema=schemaArn)
         return {"datasetArn": arn}
 
     def describeDataset(self, datasetArn: str) -> dict[str, Any]:  # noqa: N802, N803
-        return {"dataset": {"datasetArn": datasetArn, "status": self._get(datasetArn)["status"]}}
+        dataset = self._get(datasetArn)
+        return {"dataset": {"datasetArn": datasetArn, "status": dataset["status"], "schemaArn": dataset["schema"]}}
+
+    def updateDataset(self, datasetArn: str, schemaArn: str) -> dict[str, Any]:  # noqa: N802, N803
+        self._get(schemaArn)
+        self._get(datasetArn)["schema"] = schemaArn
+        self.created["dataset-update"] += 1
+        return {"datasetArn": datasetArn}
 
     def createDatasetImportJob(self, jobName: str, datasetArn: str, dataSource: dict[str, str],  # noqa: N802, N803
                                roleArn: str, importMode: str) -> dict[str, Any]:  # noqa: N803
@@ -139,18 +148,50 @@ class FakePersonalize:
         self._create("filter", _arn(f"filter/{name}"), expression=filterExpression)
         return {"filterArn": _arn(f"filter/{name}")}
 
-    def createSolution(self, name: str, datasetGroupArn: str, recipeArn: str) -> dict[str, Any]:  # noqa: N802, N803
-        self._create("solution", _arn(f"solution/{name}"), recipe=recipeArn)
+    def createSolution(self, name: str, datasetGroupArn: str, recipeArn: str,  # noqa: N802, N803
+                       performAutoTraining: bool = True, solutionConfig: dict[str, Any] | None = None,  # noqa: N803
+                       ) -> dict[str, Any]:
+        # Personalize's default is automatic training on: a solution created without the flag trains by itself.
+        self._create("solution", _arn(f"solution/{name}"), recipe=recipeArn, auto=performAutoTraining,
+                     config=solutionConfig or {})
         return {"solutionArn": _arn(f"solution/{name}")}
 
     def describeSolution(self, solutionArn: str) -> dict[str, Any]:  # noqa: N802, N803
-        return {"solution": {"solutionArn": solutionArn, "status": self._get(solutionArn)["status"]}}
+        solution = self._get(solutionArn)
+        described = {"solutionArn": solutionArn, "status": solution["status"], "recipeArn": solution["recipe"],
+                     "performAutoTraining": solution["auto"]}
+        if "latest" in solution:
+            described["latestSolutionVersion"] = {"solutionVersionArn": solution["latest"],
+                                                  "status": self._get(solution["latest"])["status"]}
+        return {"solution": described}
+
+    def createBatchSegmentJob(self, jobName: str, solutionVersionArn: str, roleArn: str,  # noqa: N802, N803
+                              jobInput: dict[str, Any], jobOutput: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+        self._get(solutionVersionArn)
+        arn = _arn(f"batch-segment-job/{jobName}")
+        self._create("segment-job", arn, version=solutionVersionArn, input=jobInput["s3DataSource"]["path"],
+                     output=jobOutput["s3DataDestination"])
+        return {"batchSegmentJobArn": arn}
+
+    def describeBatchSegmentJob(self, batchSegmentJobArn: str) -> dict[str, Any]:  # noqa: N802, N803
+        return {"batchSegmentJob": {"batchSegmentJobArn": batchSegmentJobArn,
+                                    "status": self._get(batchSegmentJobArn)["status"]}}
+
+    def updateSolution(self, solutionArn: str, performAutoTraining: bool,  # noqa: N802, N803
+                       solutionUpdateConfig: dict[str, Any] | None = None) -> dict[str, Any]:  # noqa: N803
+        solution = self._get(solutionArn)
+        solution.update(auto=performAutoTraining, config=solutionUpdateConfig or {})
+        self.created["solution-update"] += 1
+        return {"solutionArn": solutionArn}
 
     def createSolutionVersion(self, solutionArn: str, trainingMode: str) -> dict[str, Any]:  # noqa: N802, N803
         self._get(solutionArn)
         arn = f"{solutionArn}/v{self.created['solution-version'] + 1}"
-        metrics = self.metrics.pop(0) if self.metrics else {"normalized_discounted_cumulative_gain_at_25": 0.3}
-        self._create("solution-version", arn, metrics=metrics)
+        queue = self.surface_metrics.get(solutionArn.rsplit("/", 1)[1], self.metrics)
+        metrics = queue.pop(0) if queue else {"normalized_discounted_cumulative_gain_at_25": 0.3,
+                                              "normalized_discounted_cumulative_gain_at_10": 0.3}
+        self._create("solution-version", arn, metrics=metrics, solution=solutionArn)
+        self.resources[solutionArn]["latest"] = arn
         return {"solutionVersionArn": arn}
 
     def describeSolutionVersion(self, solutionVersionArn: str) -> dict[str, Any]:  # noqa: N802, N803
@@ -160,14 +201,30 @@ class FakePersonalize:
     def getSolutionMetrics(self, solutionVersionArn: str) -> dict[str, Any]:  # noqa: N802, N803
         return {"solutionVersionArn": solutionVersionArn, "metrics": self._get(solutionVersionArn)["metrics"]}
 
+    def _serving(self, campaign: dict[str, Any]) -> str:
+        """The version a campaign serves: the one it names, or its solution's latest (``<solution>/$LATEST``)."""
+        version: str = campaign["version"]
+        if version.endswith("/$LATEST"):
+            latest: str = self._get(version.removesuffix("/$LATEST"))["latest"]
+            return latest
+        return version
+
     def describeCampaign(self, campaignArn: str) -> dict[str, Any]:  # noqa: N802, N803
         campaign = self._get(campaignArn)
         return {"campaign": {"campaignArn": campaignArn, "status": campaign["status"],
-                             "solutionVersionArn": campaign["version"]}}
+                             "solutionVersionArn": self._serving(campaign), "campaignConfig": campaign["config"]}}
 
-    def createCampaign(self, name: str, solutionVersionArn: str, minProvisionedTPS: int) -> dict[str, Any]:  # noqa: N802, N803
-        self._get(solutionVersionArn)
-        self._create("campaign", _arn(f"campaign/{name}"), version=solutionVersionArn, tps=minProvisionedTPS)
+    def _check_campaign(self, solutionVersionArn: str, campaignConfig: dict[str, Any]) -> None:  # noqa: N803
+        latest = solutionVersionArn.endswith("/$LATEST")
+        if latest != bool(campaignConfig.get("syncWithLatestSolutionVersion")):
+            raise PersonalizeError("InvalidInputException", "$LATEST goes with syncWithLatestSolutionVersion")
+        self._get(solutionVersionArn.removesuffix("/$LATEST"))
+
+    def createCampaign(self, name: str, solutionVersionArn: str, minProvisionedTPS: int,  # noqa: N802, N803
+                       campaignConfig: dict[str, Any] | None = None) -> dict[str, Any]:  # noqa: N803
+        self._check_campaign(solutionVersionArn, campaignConfig or {})
+        self._create("campaign", _arn(f"campaign/{name}"), version=solutionVersionArn, tps=minProvisionedTPS,
+                     config=campaignConfig or {})
         return {"campaignArn": _arn(f"campaign/{name}")}
 
     def _delete(self, arn: str) -> dict[str, Any]:
@@ -200,10 +257,12 @@ class FakePersonalize:
         return self._delete(datasetGroupArn)
 
     def updateCampaign(self, campaignArn: str, solutionVersionArn: str,  # noqa: N802, N803
-                       minProvisionedTPS: int) -> dict[str, Any]:  # noqa: N803
+                       minProvisionedTPS: int, campaignConfig: dict[str, Any] | None = None,  # noqa: N803
+                       ) -> dict[str, Any]:
         campaign = self._get(campaignArn)
+        self._check_campaign(solutionVersionArn, campaignConfig or {})
         self.created["campaign-update"] += 1
-        campaign.update(version=solutionVersionArn, tps=minProvisionedTPS)
+        campaign.update(version=solutionVersionArn, tps=minProvisionedTPS, config=campaignConfig or {})
         return {"campaignArn": campaignArn}
 
 
@@ -213,11 +272,12 @@ class Harness:
     notifications: list[dict[str, str]]
     invocations: Counter[str]
 
-    def run(self, definition: dict[str, Any], name: str = "run-1", timeout: float = 60) -> dict[str, Any]:
+    def run(self, definition: dict[str, Any], name: str = "run-1", timeout: float = 60,
+            execution_input: str = "{}") -> dict[str, Any]:
         sfn = boto3.client("stepfunctions", region_name=REGION)
         machine = sfn.create_state_machine(name=f"m-{name}", definition=json.dumps(definition),
                                            roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]
-        execution = sfn.start_execution(stateMachineArn=machine, name=name, input="{}")["executionArn"]
+        execution = sfn.start_execution(stateMachineArn=machine, name=name, input=execution_input)["executionArn"]
         deadline = time.monotonic() + timeout
         while True:
             described = sfn.describe_execution(executionArn=execution)

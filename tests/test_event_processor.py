@@ -143,7 +143,7 @@ def test_events_map_field_by_field_to_put_events() -> None:
     entry = put_events_event(decode_record(envelope_data(event), TYPES))
 
     assert entry == {"eventId": "e-1", "eventType": "click", "itemId": "post-1",
-                     "sentAt": datetime.fromtimestamp(1_764_150_000.001, tz=UTC), "recommendationId": "rid-1",
+                     "sentAt": datetime.fromtimestamp(1_764_150_000, tz=UTC), "recommendationId": "rid-1",
                      "impression": ["post-1", "post-2"], "properties": '{"section":"sport","premium":true}'}
 
 
@@ -271,7 +271,7 @@ def test_an_event_personalize_rejects_is_dead_lettered_and_the_rest_sent(
 @pytest.mark.parametrize(("data", "reason"), [
     ("not base64!", "not base64-encoded JSON"),
     (base64.b64encode(b"{not json").decode(), "not base64-encoded JSON"),
-    (base64.b64encode(b'{"v": 2, "event": {}}').decode(), "not a version 1 event envelope"),
+    (base64.b64encode(b'{"v": 3, "event": {}}').decode(), "not a version 1 or 2 event envelope"),
     (envelope_data({"eventId": "e-9", "eventType": "purchase", "sessionId": "s", "itemId": "i",
                     "timestamp": 1_764_150_000_000}), "does not match the schema"),
 ])
@@ -339,7 +339,8 @@ class ScriptedClient:
     def __init__(self, throttle: set[str], invalid: set[str]) -> None:
         import threading
 
-        self.throttle, self.invalid, self.accepted = throttle, invalid, []
+        self.throttle, self.invalid = throttle, invalid
+        self.accepted: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
     def put_events(self, **request: Any) -> dict[str, Any]:
@@ -372,7 +373,10 @@ class RecordingDeadLetters(SqsDeadLetters):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=batches)
 def test_every_event_ends_in_exactly_one_outcome(batch: list[tuple[int, bool, str]], tracker: CachedParameter) -> None:
-    events, records, throttle, invalid = [], [], set(), set()
+    events: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    throttle: set[str] = set()
+    invalid: set[str] = set()
     for seq, (session, anonymous, fate) in enumerate(batch):
         event = click(seq, session=f"s-{session}", user=None if anonymous else f"u-{session}")
         events.append(event)
@@ -412,12 +416,12 @@ def test_grouping_keeps_every_event_once_in_order() -> None:
     decoded = [type("D", (), {"event": decode_record(envelope_data(click(i, session=f"s{i % 3}")), TYPES),
                               "record": None})() for i in range(9)]
 
-    groups = group_events(decoded)  # type: ignore[arg-type]
+    groups = group_events(decoded)
 
     assert [[d.event.event_id for d in g] for g in groups] == [
         ["e-0", "e-3", "e-6"], ["e-1", "e-4", "e-7"], ["e-2", "e-5", "e-8"]]
 
 
 def test_invalid_envelopes_raise_invalid_record() -> None:
-    with pytest.raises(InvalidRecordError, match="not a version 1 event envelope"):
+    with pytest.raises(InvalidRecordError, match="not a version 1 or 2 event envelope"):
         decode_record(base64.b64encode(b"[]").decode(), TYPES)

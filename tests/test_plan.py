@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -105,14 +106,16 @@ def test_make_plan_json_to_a_pipe_is_only_json_and_a_closed_pipe_is_quiet() -> N
 
     from tools.synth import ROOT
 
+    # As typed in a shell: not a sub-make of the test command (which would print "Entering directory").
+    shell = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     # GIVEN the venv exists WHEN the README's `make plan JSON=-` is piped THEN stdout is one JSON document
     full = subprocess.run(["make", "-s", "plan", "JSON=-"], cwd=ROOT, capture_output=True, text=True, timeout=180,
-                          check=False)
+                          check=False, env=shell)
     assert full.returncode == 0, full.stderr
     assert json.loads(full.stdout)["stack"] == "dev"
     # AND a reader that stops early (`| head -c 100`) leaves no traceback and no make error
     cut = subprocess.run("make plan JSON=- | head -c 100", shell=True, cwd=ROOT, capture_output=True, text=True,
-                         timeout=180, check=False, executable="/bin/bash")
+                         timeout=180, check=False, executable="/bin/bash", env=shell)
     assert cut.returncode == 0
     assert cut.stdout.startswith("{") and len(cut.stdout) == 100
     assert "Traceback" not in cut.stderr and "BrokenPipe" not in cut.stderr and "Error" not in cut.stderr

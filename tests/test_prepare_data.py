@@ -3,6 +3,7 @@ and duplicate lines, anonymous readers, and an input large enough to show memory
 
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
 import io
@@ -17,7 +18,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from common.training_data import INTERACTIONS_HEADER, map_objects, reduce_shard, summarize
+from common.events import decode_record, parse_event
+from common.interactions import interaction_row
+from common.putevents import put_events_event
+from common.training_data import INTERACTIONS_HEADER, ITEMS_HEADER, item_row, map_objects, reduce_shard, summarize
 from tests.conftest import FakeLambdaContext
 from tests.deployed import function_environment
 from tests.test_event_processor import click
@@ -91,15 +95,81 @@ def test_popular_items_and_the_items_csv_are_published(s3: Any) -> None:
                     + [line(click(9, user="u-9", itemId="rare"))])
     s3.put_object(Bucket=BUCKET, Key="items/by-id/hit.json",
                   Body=json.dumps({"itemId": "hit", "creationTimestamp": 1764000000, "category": "news",
-                                   "tags": ["a", "b"]}))
+                                   "tags": ["a", "b"], "title": "Rain, again", "url": "https://blog.example/hit"}))
+    s3.put_object(Bucket=BUCKET, Key="items/by-id/bare.json",
+                  Body=json.dumps({"itemId": "bare", "creationTimestamp": 1764000001}))
 
     totals = prepare(s3, ["events/a.jsonl.gz"])
 
     popular = json.loads(s3.get_object(Bucket=BUCKET, Key="published/popular-items.json")["Body"].read())
     assert [i["itemId"] for i in popular["items"]] == ["hit", "rare"]
     items_csv = s3.get_object(Bucket=BUCKET, Key="prepared/run-1/items/items.csv")["Body"].read().decode()
-    assert items_csv.splitlines() == ["ITEM_ID,CREATION_TIMESTAMP,CATEGORY,TAGS", "hit,1764000000,news,a|b"]
-    assert totals["items"] == 1
+    assert items_csv.splitlines() == ["ITEM_ID,CREATION_TIMESTAMP,CATEGORY,TAGS,TITLE,URL",
+                                      "bare,1764000001,,,,",
+                                      'hit,1764000000,news,a|b,"Rain, again",https://blog.example/hit']
+    assert totals["items"] == 2
+
+
+def test_the_items_csv_has_the_items_schemas_columns_in_its_order() -> None:
+    from components.training_definition import INTERACTIONS_SCHEMA, ITEMS_SCHEMA
+
+    assert [f["name"] for f in ITEMS_SCHEMA["fields"]] == ITEMS_HEADER
+    assert [f["name"] for f in INTERACTIONS_SCHEMA["fields"]] == INTERACTIONS_HEADER
+
+
+def test_a_title_longer_than_personalizes_textual_limit_is_cut() -> None:
+    row = item_row({"itemId": "long", "creationTimestamp": 1764000000, "title": "x" * 25_000})
+
+    assert len(row[4]) == 20_000
+
+
+# --- bulk history and real-time events: one interaction, never two ------------------------------------------------
+
+def _put_events_twin(event: dict[str, Any]) -> list[str]:
+    """What Personalize records from the PutEvents call the event processor makes for ``event``, as a CSV row."""
+    decoded = decode_record(base64.b64encode(line(event).encode()).decode(), TYPES)
+    entry = put_events_event(decoded)
+    sent_at = entry["sentAt"].timestamp()  # what botocore puts on the wire, milliseconds included if any
+    return [event["userId"], entry["itemId"], str(int(sent_at)) if sent_at.is_integer() else str(sent_at),
+            entry["eventType"],
+            entry.get("recommendationId", ""), "|".join(entry.get("impression", []))]
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"recommendationId": "rid-7", "impression": ["post-3", "post-1", "post-2"]},
+    {"properties": {"section": "sport"}},  # client properties are not interaction columns: nothing to differ on
+], ids=["plain", "recommended", "with-properties"])
+def test_a_bulk_row_is_the_exact_twin_of_what_put_events_recorded(s3: Any, extra: dict[str, Any]) -> None:
+    # GIVEN an event at a time with milliseconds, already delivered in real time through PutEvents
+    event = click(7, user="u-7", **extra)
+    event["timestamp"] = 1_764_150_123_987
+    firehose_object(s3, "events/a.jsonl.gz", [line(event)])
+
+    # WHEN training prepares the bulk import that also holds it
+    prepare(s3, ["events/a.jsonl.gz"])
+
+    # THEN the row carries exactly PutEvents' values (whole seconds both ways), so Personalize keeps one of the two
+    [row] = rows(s3, "prepared/run-1/interactions/")
+    assert list(row.values()) == _put_events_twin(event)
+    assert row["TIMESTAMP"] == "1764150123"
+
+
+def test_a_twin_differs_if_either_side_kept_milliseconds() -> None:
+    # the property the rule depends on: a millisecond-precision sentAt would be a second, different interaction
+    event = click(8, user="u-8")
+    event["timestamp"] = 1_764_150_123_987
+    entry = put_events_event(decode_record(base64.b64encode(line(event).encode()).decode(), TYPES))
+
+    assert entry["sentAt"].microsecond == 0
+    assert entry["sentAt"].timestamp() != event["timestamp"] / 1000
+
+
+def test_anonymous_events_reach_personalize_only_in_real_time() -> None:
+    anonymous = parse_event(click(9, user=None), TYPES)
+
+    with pytest.raises(ValueError, match="anonymous events are not imported in bulk"):
+        interaction_row(anonymous)
 
 
 @pytest.mark.parametrize(("interactions", "users", "sufficient"), [(6, 2, True), (7, 1, False), (1, 3, False)])

@@ -39,7 +39,9 @@ def test_key_policy_grants_root_this_regions_logs_for_this_stack_and_alarms(sett
     synthesis = synth(lambda: build_key(settings))
 
     policy = json.loads(synthesis.find("aws:kms/key:Key", "key-key").inputs["policy"])
-    root, logs, alarms = policy["Statement"]
+    root, logs, alarms, *audit = policy["Statement"]
+    assert [s["Sid"] for s in audit] == ["AllowTheAuditTrailToEncryptItsRecords",
+                                         "AllowTheAuditTrailToDescribeTheKey"]  # tests/test_audit.py
     assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert alarms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
     assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}

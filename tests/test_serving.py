@@ -42,12 +42,13 @@ def statements(synthesis: Synthesis, name: str) -> dict[str, dict[str, Any]]:
     return {s["Sid"]: s for s in json.loads(policy)["Statement"]}
 
 
-def test_both_routes_need_the_api_key_and_proxy_to_their_function(synth: Synthesize) -> None:
+def test_reads_need_the_api_key_writes_sigv4_and_both_proxy_to_their_function(synth: Synthesize) -> None:
     synthesis = run(synth)
 
     by_method = methods(synthesis)
     assert set(by_method) == {"GET", "POST"}
-    assert all(m["apiKeyRequired"] is True for m in by_method.values())
+    assert (by_method["GET"]["apiKeyRequired"], by_method["GET"]["authorization"]) == (True, "NONE")
+    assert (by_method["POST"]["apiKeyRequired"], by_method["POST"]["authorization"]) == (False, "AWS_IAM")
     assert by_method["GET"]["requestParameters"] == {"method.request.path.userId": True}
     integrations = {r.name: r.inputs for r in synthesis.of_type("aws:apigateway/integration:Integration")}
     recommendations = synthesis.find("aws:lambda/function:Function", "srv-recommendations-function")
@@ -79,7 +80,7 @@ def test_each_function_may_be_invoked_by_its_route_only(synth: Synthesize) -> No
 def test_the_recommendations_function_reads_only_what_it_serves(synth: Synthesize) -> None:
     synthesis = run(synth, personalizeFilters='["unread=EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN (\\"read\\")",'
                                               ' "fresh=INCLUDE ItemID WHERE Items.CREATION_TIMESTAMP > 0"]',
-                    corsAllowedOrigins='["https://www.example.com"]')
+                    corsAllowedOrigins='["https://www.example.com"]', freshPostsPercent="0")
 
     env = function(synthesis, "recommendations")["environment"]["variables"]
     assert json.loads(env["FILTER_NAMES"]) == ["fresh", "unread"]
@@ -88,7 +89,9 @@ def test_the_recommendations_function_reads_only_what_it_serves(synth: Synthesiz
     by_sid = statements(synthesis, "recommendations")
     assert by_sid["RecommendFromThisStacksCampaigns"]["Resource"] == (
         f"arn:aws:personalize:{REGION}:{ACCOUNT_ID}:campaign/cp-dev-euw1-*")
-    assert by_sid["ReadPopularItems"]["Resource"] == f"arn:aws:s3:::{BUCKET}/published/popular-items.json"
+    assert by_sid["ReadPopularItemsAndItemsStore"]["Resource"] == [
+        f"arn:aws:s3:::{BUCKET}/published/popular-items.json", f"arn:aws:s3:::{BUCKET}/items/by-id/*"]
+    assert by_sid["RecommendFromThisStacksCampaigns"]["Action"] == ["personalize:GetRecommendations"]
     assert by_sid["ListNewestItems"]["Condition"] == {"StringLike": {"s3:prefix": "items/by-time/*"}}
 
 

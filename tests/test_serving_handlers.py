@@ -156,7 +156,8 @@ def test_without_a_campaign_the_newest_items_are_served(recommendations: tuple[M
 
     assert status == 200
     assert body["source"] == "fallback" and body["reason"] == "no campaign yet"
-    assert body["items"] == [{"itemId": "post-3"}, {"itemId": "post-2"}]
+    assert body["items"] == [{"itemId": "post-3", "creationTimestamp": 1_764_000_003},
+                             {"itemId": "post-2", "creationTimestamp": 1_764_000_002}]
     assert body["recommendationId"] is None
 
 
@@ -189,22 +190,17 @@ def test_personalize_failures_fall_back_without_an_error(recommendations: tuple[
     assert '"FallbackServed":[1.0]' in capsys.readouterr().out.replace(" ", "")
 
 
-def test_a_timeout_falls_back(aws: None) -> None:
-    from common.recommend import Fallback, Recommender
-    from common.ssm import CachedParameter
-
+def test_a_timeout_falls_back(recommendations: tuple[ModuleType, Stubber], monkeypatch: pytest.MonkeyPatch) -> None:
+    module, _ = recommendations
     publish(CAMPAIGN_PARAMETER, CAMPAIGN)
 
     class Slow:
         def get_recommendations(self, **_: Any) -> dict[str, Any]:
             raise ReadTimeoutError(endpoint_url="https://personalize-runtime")
 
-    ssm = boto3.client("ssm")
-    recommender = Recommender(runtime_client=Slow(), campaign_arn=CachedParameter(ssm, CAMPAIGN_PARAMETER, 60),
-                              filter_arns=CachedParameter(ssm, FILTERS_PARAMETER, 60),
-                              fallback=Fallback(boto3.client("s3"), BUCKET, 60))
+    monkeypatch.setattr(module.service().surfaces, "_runtime", Slow())
 
-    body = recommender.recommend(RecommendationRequest("reader-1"))
+    _, body = call(module, get_event())
 
     assert (body["source"], body["reason"]) == ("fallback", "personalize ReadTimeoutError")
 
@@ -235,7 +231,7 @@ def test_an_unknown_filter_is_a_400_never_a_5xx(recommendations: tuple[ModuleTyp
     status, body = call(module, get_event(filter="does-not-exist"))
 
     assert status == 400
-    assert body == {"message": "unknown filter 'does-not-exist'; filters: unread", "requestId": "api-req-1"}
+    assert body == {"message": "unknown filter 'does-not-exist'; filters: fresh, unread", "requestId": "api-req-1"}
 
 
 def test_when_the_store_is_unreachable_the_fallback_is_empty_not_an_error(aws: None) -> None:
@@ -320,10 +316,13 @@ def test_put_items_throttling_is_retried_by_the_sdk_then_reported_pending(
 
 
 def test_items_personalize_properties_follow_the_items_dataset() -> None:
-    item = Item("post-1", 1_764_000_000, "engineering", ("aws", "kinesis"), "title")
+    item = Item("post-1", 1_764_000_000, "engineering", ("aws", "kinesis"), "Streams — a primer",
+                "https://blog.example.com/p/1")
 
     assert item.personalize_item() == {"itemId": "post-1", "properties": (
-        '{"creationTimestamp":1764000000,"category":"engineering","tags":"aws|kinesis"}')}
+        '{"creationTimestamp":1764000000,"category":"engineering","tags":"aws|kinesis",'
+        '"title":"Streams — a primer","url":"https://blog.example.com/p/1"}')}
+    assert json.loads(Item("post-2", 1).personalize_item()["properties"]) == {"creationTimestamp": 1}
 
 
 @pytest.mark.parametrize(("body", "message"), [

@@ -92,7 +92,8 @@ def test_every_stage_is_associated_and_the_firewall_logs_redacted(stack: str) ->
     assert {a.inputs["webAclArn"] for a in associations} == {acl.outputs["arn"]}
     [logging] = synthesis.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
     assert logging.inputs["redactedFields"] == [{"singleHeader": {"name": "x-api-key"}},
-                                                {"singleHeader": {"name": "authorization"}}]
+                                                {"singleHeader": {"name": "authorization"}},
+                                                {"queryString": {}}]  # reader tokens travel in the query
     [destination] = logging.inputs["logDestinationConfigs"]
     log_group = next(g for g in synthesis.of_type("aws:cloudwatch/logGroup:LogGroup")
                      if g.outputs["arn"] == destination)

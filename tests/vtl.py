@@ -96,13 +96,15 @@ class Rendered:
 
 def render(template: str, body: Any = None, *, headers: dict[str, str] | None = None, request_id: str = "req-1",
            request_time_epoch: int = 1_764_150_000_000, source_ip: str = "203.0.113.9",
-           user_agent: str = "Mozilla/5.0", error: dict[str, str] | None = None) -> Rendered:
+           user_agent: str = "Mozilla/5.0", error: dict[str, str] | None = None,
+           authorizer: dict[str, Any] | None = None) -> Rendered:
     context: dict[str, Any] = {
         "requestId": request_id,
         "requestTimeEpoch": request_time_epoch,
         "identity": {"sourceIp": source_ip, "userAgent": user_agent},
         "responseOverride": {"status": None, "header": {}},
         "error": error or {},
+        "authorizer": authorizer or {},  # a Lambda authorizer's principalId and context; empty without one
     }
     text = airspeed.Template(template).merge({"input": Input(body, headers), "util": Util(), "context": context})
     return Rendered(text, context)

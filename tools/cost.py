@@ -22,6 +22,7 @@ from typing import Any
 
 from components.observability import Observed, alarm_specs
 from components.settings import StackSettings, load_settings_from_values
+from components.training_definition import SURFACE_RECIPES
 from components.waf import REQUIRED_MANAGED_GROUPS
 from tools.synth import ROOT, stack_config
 
@@ -31,6 +32,7 @@ DAYS_PER_MONTH = 30.4
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 GB = 1024**3  # AWS bills data in GB of 1024³ bytes
 V2_RECIPES = ("aws-user-personalization-v2",)
+V2_SURFACE_RECIPES = ("aws-personalized-ranking-v2",)  # billed like User-Personalization-v2
 # Interactions a training considers at most (Personalize quotas page: 3 billion for v2 recipes, 500 million else).
 MAX_TRAINING_INTERACTIONS = {"v2": 3e9, "v1": 5e8}
 
@@ -44,6 +46,10 @@ class Profile:
     events_per_request: int = 10
     training_hours: float | None = None  # default: from the history's size
     trainings_per_month: float | None = None  # default: from the stack's schedule, else 1
+    # Where readers are verified: sessions of signed-in readers (default: a third of the recommendation requests,
+    # i.e. three pages a session) and how long one lasts; each costs authorizer calls per token cache period.
+    signed_in_sessions_per_day: int | None = None
+    session_minutes: int = 10
 
     def validate(self) -> None:
         for name, value in asdict(self).items():
@@ -166,9 +172,13 @@ class _Estimator:
             runs = trainings_per_month(s.training.schedule) if s.training.schedule else 1.0
 
         self.add("API Gateway", requests / 1e6 * t["apigateway_rest_per_million"])
-        waf_rules = 2 + len(REQUIRED_MANAGED_GROUPS) + (1 if s.waf.block_anonymous_ips else 0)
+        waf_rules = (2 + len(REQUIRED_MANAGED_GROUPS) + (1 if s.waf.block_anonymous_ips else 0)
+                     + (1 if s.waf.bot_control else 0))
         self.add("AWS WAF", t["waf_web_acl_per_month"] + waf_rules * t["waf_rule_per_month"]
                  + requests / 1e6 * t["waf_per_million_requests"])
+        if s.waf.bot_control:  # its subscription and inspection on top of the rule it counts as (free tier ignored)
+            self.add("AWS WAF Bot Control (common)", t["waf_bot_control_per_month"]
+                     + requests / 1e6 * t["waf_bot_control_per_million_requests"])
         self._kinesis(events, record_bytes)
         firehose_step = t.rule("firehose_record_rounding_bytes")
         firehose_gb = events * math.ceil(record_bytes / firehose_step) * firehose_step / GB
@@ -177,13 +187,14 @@ class _Estimator:
         self.objects = self._objects(events * record_bytes / GB)
         self._storage(compressed_gb)
         self._lambda(events, serving_requests)
+        authorizer_invocations = self._reader_authorizer()
         self._personalize(events, record_bytes, runs)
         transitions = runs * (120 + 6 * s.training.shards)
         self.add("Step Functions", transitions / 1000 * t["stepfunctions_per_thousand_transitions"])
         processor_invocations = events / max(1, s.realtime.batch_size)
         self.add("KMS", t["kms_key_per_month"] + (processor_invocations + collect_requests / 100) / 10_000
                  * t["kms_per_10k_requests"])
-        self._logs(requests, processor_invocations + serving_requests)
+        self._logs(requests, processor_invocations + serving_requests + authorizer_invocations)
         alarm_metrics = alarm_metric_count(s)
         self.add("CloudWatch (dashboard, alarms)", t["cloudwatch_dashboard_per_month"]
                  + alarm_metrics * t["cloudwatch_alarm_metric_per_month"])
@@ -192,6 +203,12 @@ class _Estimator:
                  * t["xray_per_million_traces_recorded"], estimated=True, note="default sampling rule")
         if self.replica is not None:
             self._replica(compressed_gb)
+        # The audit trail (components/audit.py) bills every data event on readers' data: Firehose's writes (and their
+        # replicas), and each training's reads of the whole history (the audit bucket's storage is negligible).
+        writes = self.objects * (2 if self.replica is not None else 1)
+        data_events = writes + runs * self.objects * history_months(s)
+        self.add("CloudTrail: audit of data access", data_events / 100_000 * t["cloudtrail_data_events_per_100k"],
+                 estimated=True, note="data events")
         return self.lines
 
     def _kinesis(self, events: float, record_bytes: float) -> None:
@@ -244,6 +261,22 @@ class _Estimator:
                  + (invocations + serving_requests) / 1e6 * t["lambda_per_million_requests"], estimated=True,
                  note="durations estimated")
 
+    def _reader_authorizer(self) -> float:
+        """The reader authorizer's invocations a month (0 without reader verification), and their cost line."""
+        s, p, t = self.s, self.p, self.t
+        if not s.sites.verify_readers:
+            return 0.0
+        sessions = (p.recommendations_per_day / 3 if p.signed_in_sessions_per_day is None
+                    else p.signed_in_sessions_per_day) * DAYS_PER_MONTH
+        # API Gateway caches the answer per token and API: a session calls it once per API and cache period.
+        periods = math.ceil(p.session_minutes * 60 / s.sites.reader_token_cache_seconds)
+        invocations = sessions * 2 * periods
+        gb_second = t["lambda_arm_gb_second" if s.lambda_architecture == "arm64" else "lambda_x86_gb_second"]
+        self.add("Lambda: reader authorizer", invocations * 0.02 * 0.25 * gb_second
+                 + invocations / 1e6 * t["lambda_per_million_requests"], estimated=True,
+                 note=f"{invocations / 1e6:,.2f} M invocations, cached {s.sites.reader_token_cache_seconds} s")
+        return invocations
+
     def _personalize(self, events: float, record_bytes: float, runs: float) -> None:
         s, p, t = self.s, self.p, self.t
         self.add("Personalize: event ingestion", events * record_bytes / GB * t["personalize_ingest_per_gb"])
@@ -269,6 +302,36 @@ class _Estimator:
             campaign_tps = max(floor_tps, p.recommendations_per_day / 86_400)
             self.add("Personalize: campaign (provisioned TPS)", campaign_tps * HOURS_PER_MONTH
                      * t["personalize_tps_hour"], note=f"{campaign_tps:.1f} TPS")
+        for surface in s.published.surfaces:
+            if surface != "for-you":
+                self._surface(surface, events, runs)
+        if s.training.user_segments:  # two batch-only solutions, a version each run, no campaign
+            per_million = t.assumption("v1_training_hours_per_million_interactions")
+            hours = max(1.0, events * history_months(s) / 1e6 * per_million)
+            self.add("Personalize: segments training", 2 * runs * hours * t["personalize_training_hour"],
+                     estimated=True, note=f"Item-Affinity + Item-Attribute-Affinity, {hours:,.1f} h each a run; "
+                                          "batch segment jobs extra")
+
+    def _surface(self, surface: str, events: float, runs: float) -> None:
+        """Another surface's campaign (at its minimum TPS: its traffic is not in the profile) and its trainings
+        (Trending-Now: trained once, nothing recurring)."""
+        s, t = self.s, self.t
+        floor_tps = s.training.min_provisioned_tps
+        recipe = SURFACE_RECIPES[surface]
+        if recipe in V2_SURFACE_RECIPES:
+            self.add(f"Personalize: {surface} campaign", floor_tps * SECONDS_PER_MONTH / 1000
+                     * t["personalize_v2_per_thousand_recommendations"], note=f"{recipe}, at its minimum TPS")
+            interactions = min(events * history_months(s), MAX_TRAINING_INTERACTIONS["v2"])
+            self.add(f"Personalize: {surface} training", runs * interactions / 1e6
+                     * t["personalize_v2_training_per_million_interactions"], note=f"{recipe}, per run")
+            return
+        self.add(f"Personalize: {surface} campaign", floor_tps * HOURS_PER_MONTH * t["personalize_tps_hour"],
+                 note=f"{recipe}, {floor_tps} TPS minimum")
+        if surface != "trending":
+            interactions = min(events * history_months(s), MAX_TRAINING_INTERACTIONS["v1"])
+            hours = max(1.0, interactions / 1e6 * t.assumption("v1_training_hours_per_million_interactions"))
+            self.add(f"Personalize: {surface} training", runs * hours * t["personalize_training_hour"],
+                     estimated=True, note=f"{recipe}, {hours:,.1f} training h a run")
 
     def _logs(self, requests: float, invocations: float) -> None:
         t = self.t
@@ -360,12 +423,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--training-hours", type=float,
                         help="billed training hours a run (default: derived from the history's size)")
     parser.add_argument("--trainings-per-month", type=float)
+    parser.add_argument("--signed-in-sessions-per-day", type=int,
+                        help="sessions of signed-in readers (default: a third of the recommendations)")
     parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
     args = parser.parse_args(argv)
     try:
         settings = load_settings_from_values(stack_config(args.stack), args.stack)
         profile = Profile(args.events_per_day, args.recommendations_per_day, args.items_per_day, args.event_bytes,
-                          args.events_per_request, args.training_hours, args.trainings_per_month)
+                          args.events_per_request, args.training_hours, args.trainings_per_month,
+                          args.signed_in_sessions_per_day)
         prices = load_prices()
         costs = estimate(settings, profile, prices)
     except (ValueError, FileNotFoundError) as error:

@@ -28,6 +28,8 @@ from tools.synth import ROOT, stack_names, synthesize_stack
 ACTIONS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "pulumi:providers:aws": (("sts:GetCallerIdentity",), ()),
     "aws:apigateway/account:Account": (("apigateway:GET",), ("apigateway:PATCH", "iam:PassRole")),
+    "aws:apigateway/authorizer:Authorizer": (("apigateway:GET",), ("apigateway:POST", "apigateway:PATCH",
+                                                                    "apigateway:DELETE")),
     "aws:apigateway/apiKey:ApiKey": (("apigateway:GET",), ("apigateway:POST", "apigateway:PATCH",
                                                             "apigateway:DELETE", "apigateway:PUT")),
     "aws:apigateway/deployment:Deployment": (("apigateway:GET",), ("apigateway:POST", "apigateway:DELETE",
@@ -56,6 +58,11 @@ ACTIONS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "aws:apigateway/usagePlan:UsagePlan": (("apigateway:GET",), ("apigateway:POST", "apigateway:PATCH",
                                                                   "apigateway:DELETE", "apigateway:PUT")),
     "aws:apigateway/usagePlanKey:UsagePlanKey": (("apigateway:GET",), ("apigateway:POST", "apigateway:DELETE")),
+    "aws:cloudtrail/trail:Trail": (("cloudtrail:DescribeTrails", "cloudtrail:GetTrail", "cloudtrail:GetTrailStatus",
+                                    "cloudtrail:GetEventSelectors", "cloudtrail:GetInsightSelectors",
+                                    "cloudtrail:ListTags"), (
+        "cloudtrail:CreateTrail", "cloudtrail:UpdateTrail", "cloudtrail:DeleteTrail", "cloudtrail:StartLogging",
+        "cloudtrail:StopLogging", "cloudtrail:PutEventSelectors", "cloudtrail:AddTags", "cloudtrail:RemoveTags")),
     "aws:cloudwatch/dashboard:Dashboard": (("cloudwatch:GetDashboard",), ("cloudwatch:PutDashboard",
                                                                           "cloudwatch:DeleteDashboards")),
     "aws:cloudwatch/logGroup:LogGroup": (("logs:DescribeLogGroups", "logs:ListTagsForResource"), (
@@ -122,6 +129,9 @@ ACTIONS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         "states:UntagResource", "iam:PassRole", "logs:CreateLogDelivery", "logs:GetLogDelivery",
         "logs:UpdateLogDelivery", "logs:DeleteLogDelivery", "logs:ListLogDeliveries",
         "logs:PutResourcePolicy", "logs:DescribeResourcePolicies")),
+    "aws:secretsmanager/secret:Secret": (("secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy"), (
+        "secretsmanager:CreateSecret", "secretsmanager:UpdateSecret", "secretsmanager:DeleteSecret",
+        "secretsmanager:TagResource", "secretsmanager:UntagResource")),
     "aws:sns/topic:Topic": (("sns:GetTopicAttributes", "sns:ListTagsForResource"), (
         "sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource")),
     "aws:sns/topicSubscription:TopicSubscription": (("sns:GetSubscriptionAttributes",), (

@@ -8,14 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components.function import SHARED_MODULE, find_handler, shared_module_path
+from common.contract import VENDORED_PACKAGES
+from components.function import SHARED_MODULE, find_handler, shared_module_path, vendored_package_path
 
 
 def build_package(handlers_root: Path, module: str, dest: Path) -> Path:
-    """Lay out the same files ``code_archive`` packs: the entry module at the root and the shared package."""
+    """Lay out the same files ``code_archive`` packs: the entry module at the root, the shared package and the
+    vendored packages."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(find_handler(handlers_root, module), dest / f"{module}.py")
     shutil.copytree(shared_module_path(handlers_root), dest / SHARED_MODULE)
+    for package in VENDORED_PACKAGES.get(module, ()):
+        shutil.copytree(vendored_package_path(package), dest / package)
     return dest
 
 

@@ -43,6 +43,7 @@ _ARNS: Mapping[str, str] = {
     "aws:apigateway/stage:Stage": "arn:aws:apigateway:{region}::/restapis/api-id/stages/{name}",
     "aws:wafv2/webAcl:WebAcl": "arn:aws:wafv2:{region}:{account}:regional/webacl/{name}/{id}",
     "aws:sns/topic:Topic": "arn:aws:sns:{region}:{account}:{name}",
+    "aws:secretsmanager/secret:Secret": "arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf",
     "aws:sfn/stateMachine:StateMachine": "arn:aws:states:{region}:{account}:stateMachine:{name}",
 }
 _COMPUTED: Mapping[str, Callable[[str, Mapping[str, Any], str], Mapping[str, Any]]] = {

@@ -28,8 +28,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-OUTCOMES = {"Trained and promoted": "a new model serves the campaign",
-            "Not promoted": "trained, but the current model is kept (metric gate)",
+OUTCOMES = {"Trained": "every surface trained; its notification says whether the new version serves (metric gate)",
             "Insufficient data": "not enough data yet: nothing created in Personalize",
             "Deleted": "every Personalize resource is deleted"}
 STATE_MACHINE_ARN = re.compile(

@@ -36,6 +36,7 @@ class Item:
     category: str | None = None
     tags: tuple[str, ...] = ()
     title: str | None = None
+    url: str | None = None
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"itemId": self.item_id, "creationTimestamp": self.creation_timestamp}
@@ -45,6 +46,8 @@ class Item:
             doc["tags"] = list(self.tags)
         if self.title:
             doc["title"] = self.title
+        if self.url:
+            doc["url"] = self.url
         return doc
 
     def by_id_key(self) -> str:
@@ -60,7 +63,12 @@ class Item:
             properties["category"] = self.category
         if self.tags:
             properties["tags"] = "|".join(self.tags)
-        return {"itemId": self.item_id, "properties": json.dumps(properties, separators=(",", ":"))}
+        # TITLE (textual) and URL: what metadata with recommendations returns (the dataset schema has both).
+        if self.title:
+            properties["title"] = self.title
+        if self.url:
+            properties["url"] = self.url
+        return {"itemId": self.item_id, "properties": json.dumps(properties, separators=(",", ":"), ensure_ascii=False)}
 
 
 class InvalidItemsError(ValueError):
@@ -78,7 +86,8 @@ def parse_items(body: Any) -> list[Item]:
     except fastjsonschema.JsonSchemaValueException as error:
         raise InvalidItemsError(error.message) from None
     items = [Item(item_id=i["itemId"], creation_timestamp=i["creationTimestamp"], category=i.get("category"),
-                  tags=tuple(i.get("tags", ())), title=i.get("title")) for i in body["items"]]
+                  tags=tuple(i.get("tags", ())), title=i.get("title"), url=i.get("url"))
+             for i in body["items"]]
     ids = [i.item_id for i in items]
     if len(set(ids)) != len(ids):
         raise InvalidItemsError("each itemId may appear once per request")

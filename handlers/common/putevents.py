@@ -22,7 +22,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError, HTTPClientError
 
+from common.bots import is_bot
 from common.events import ClickEvent, InvalidRecordError, decode_record
+from common.interactions import interaction_seconds
 from common.retry import backoff_delay, is_transient
 from common.ssm import CachedParameter
 
@@ -35,6 +37,7 @@ MAX_DEAD_LETTER_DATA = 200_000  # bytes of record data kept in a dead letter (SQ
 class Outcome(Enum):
     SENT = "sent"
     SKIPPED = "skipped"
+    BOT = "bot"  # a known crawler's or automation's event: never sent (it is in S3, and training drops it too)
     RETRY = "retry"
     DEAD_LETTERED = "dead_lettered"
 
@@ -124,7 +127,8 @@ def put_events_event(event: ClickEvent) -> dict[str, Any]:
         "eventId": event.event_id,
         "eventType": event.event_type,
         "itemId": event.item_id,
-        "sentAt": datetime.fromtimestamp(event.timestamp_ms / 1000, tz=UTC),
+        # Whole seconds, as in the bulk CSV: Personalize then keeps an event it gets both ways once.
+        "sentAt": datetime.fromtimestamp(interaction_seconds(event), tz=UTC),
     }
     if event.recommendation_id:
         entry["recommendationId"] = event.recommendation_id
@@ -181,9 +185,14 @@ class EventProcessor:
         for raw in records:
             record = StreamRecord.from_lambda(raw)
             try:
-                decoded.append(Decoded(record, decode_record(record.data, self._event_types)))
+                event = decode_record(record.data, self._event_types)
             except InvalidRecordError as error:
                 report.dead_letters.append(DeadLetter(record, str(error)))
+                continue
+            if is_bot(event.user_agent):
+                report.outcomes[record.sequence_number] = Outcome.BOT
+            else:
+                decoded.append(Decoded(record, event))
 
         if decoded:
             try:

@@ -1,4 +1,4 @@
-"""Recommendations that never fail a page: Personalize when it can answer, a fallback list otherwise."""
+"""The for-you request and the popular-or-newest fallback list (``common.surfaces`` serves them)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from common.catalog import BY_TIME_PREFIX, POPULAR_KEY, newest_from_keys, popular_from_document
-from common.ssm import CachedParameter
 
 logger = logging.getLogger(__name__)
 
@@ -102,62 +101,3 @@ class Fallback:
             logger.warning("cannot list the newest items: %s", error)
             return []
         return newest_from_keys([o["Key"] for o in listing.get("Contents", [])], MAX_RESULTS)
-
-
-class Recommender:
-    def __init__(self, *, runtime_client: Any, campaign_arn: CachedParameter, filter_arns: CachedParameter,
-                 fallback: Fallback) -> None:
-        self._runtime = runtime_client
-        self._campaign = campaign_arn
-        self._filters = filter_arns
-        self._fallback = fallback
-
-    def recommend(self, request: RecommendationRequest) -> dict[str, Any]:
-        """The reply body; ``source`` is "personalize" or "fallback" (with the ``reason``)."""
-        try:
-            campaign = self._campaign.get()
-            filter_arn = self._filter_arn(request.filter_name)
-        except (ClientError, BotoCoreError) as error:
-            return self._fall_back(request, f"configuration unavailable: {type(error).__name__}")
-        if campaign is None:
-            return self._fall_back(request, "no campaign yet")
-        if request.filter_name and filter_arn is None:
-            return self._fall_back(request, f"filter {request.filter_name} not published yet")
-        call: dict[str, Any] = {"campaignArn": campaign, "userId": request.user_id,
-                                "numResults": request.num_results}
-        if filter_arn:
-            call["filterArn"] = filter_arn
-        if request.context:
-            call["context"] = dict(request.context)
-        try:
-            response = self._runtime.get_recommendations(**call)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "error")
-            if code == "ResourceNotFoundException":
-                self._campaign.invalidate()
-                self._filters.invalidate()
-            return self._fall_back(request, f"personalize {code}")
-        except BotoCoreError as error:  # timeouts, connection failures
-            return self._fall_back(request, f"personalize {type(error).__name__}")
-        items = [{"itemId": i["itemId"], "score": i.get("score")} for i in response.get("itemList", [])]
-        if not items:
-            return self._fall_back(request, "no recommendations for this user")
-        return {"userId": request.user_id, "items": items, "recommendationId": response.get("recommendationId"),
-                "source": "personalize"}
-
-    def _filter_arn(self, name: str | None) -> str | None:
-        if name is None:
-            return None
-        raw = self._filters.get()
-        try:
-            arns = json.loads(raw) if raw else {}
-        except json.JSONDecodeError:
-            logger.error("the filter ARNs parameter is not a JSON object")
-            return None
-        arn = arns.get(name) if isinstance(arns, dict) else None
-        return arn if isinstance(arn, str) else None
-
-    def _fall_back(self, request: RecommendationRequest, reason: str) -> dict[str, Any]:
-        logger.info("serving the fallback list: %s", reason)
-        return {"userId": request.user_id, "items": [{"itemId": i} for i in self._fallback.items(request.num_results)],
-                "recommendationId": None, "source": "fallback", "reason": reason}

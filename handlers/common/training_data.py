@@ -29,12 +29,15 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from common.bots import is_bot
 from common.catalog import BY_ID_PREFIX, POPULAR_KEY
-from common.contract import Key
-from common.events import InvalidRecordError, parse_event
+from common.contract import ITEM_COLUMNS, Key
+from common.events import InvalidRecordError, envelope_event, read_envelope
+from common.interactions import INTERACTIONS_HEADER as _INTERACTION_COLUMNS
+from common.interactions import interaction_row
 
-INTERACTIONS_HEADER = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "RECOMMENDATION_ID", "IMPRESSION"]
-ITEMS_HEADER = ["ITEM_ID", "CREATION_TIMESTAMP", "CATEGORY", "TAGS"]
+INTERACTIONS_HEADER = list(_INTERACTION_COLUMNS)
+ITEMS_HEADER = list(ITEM_COLUMNS)
 POPULAR_ITEMS = 100
 
 
@@ -48,6 +51,7 @@ class MapCounts:
     accepted: int = 0
     anonymous: int = 0
     malformed: int = 0
+    bots: int = 0
 
 
 def _lines(s3: Any, bucket: str, key: str) -> Iterator[str]:
@@ -76,21 +80,20 @@ def map_objects(s3: Any, bucket: str, keys: Sequence[str], run_id: str, shards: 
             for line in _lines(s3, bucket, key):
                 counts.lines += 1
                 try:
-                    envelope = json.loads(line)
-                    if not isinstance(envelope, dict) or envelope.get("v") != 1:
-                        raise InvalidRecordError("not a version 1 event envelope")
-                    event = parse_event(envelope.get("event"), event_types)
+                    event = envelope_event(read_envelope(json.loads(line)), event_types)
                 except (ValueError, InvalidRecordError) as error:
                     counts.malformed += 1
                     rejects.write(json.dumps({"key": key, "reason": str(error)[:200], "line": line[:10_000]}) + "\n")
+                    continue
+                if is_bot(event.user_agent):
+                    counts.bots += 1  # crawlers and automation do not train the model either
                     continue
                 if event.user_id is None:
                     counts.anonymous += 1  # anonymous readers do not train the model
                     continue
                 counts.accepted += 1
-                writers[_shard(event.user_id, shards)].writerow([
-                    event.event_id, event.user_id, event.item_id, event.timestamp_ms // 1000, event.event_type,
-                    event.recommendation_id or "", "|".join(event.impression)])
+                # The exact twin of what PutEvents sent for it (``common.interactions``), after the event id.
+                writers[_shard(event.user_id, shards)].writerow([event.event_id, *interaction_row(event)])
         files.close()
         prefix = run_prefix(run_id)
         for k, path in enumerate(paths):
@@ -150,6 +153,15 @@ def reduce_shard(s3: Any, bucket: str, run_id: str, shard: int) -> ShardCounts:
                        top_items=per_item.most_common(POPULAR_ITEMS))
 
 
+MAX_TEXTUAL = 20_000  # characters Personalize keeps of a textual field
+
+
+def item_row(item: Mapping[str, Any]) -> list[Any]:
+    """An items store document as a row of the items CSV (``ITEM_COLUMNS``)."""
+    return [item["itemId"], item["creationTimestamp"], item.get("category", ""), "|".join(item.get("tags", [])),
+            str(item.get("title", ""))[:MAX_TEXTUAL], item.get("url", "")]
+
+
 def write_items_csv(s3: Any, bucket: str, run_id: str) -> int:
     """The items CSV of this run from the items store (latest version of each item)."""
     count = 0
@@ -158,8 +170,7 @@ def write_items_csv(s3: Any, bucket: str, run_id: str) -> int:
         writer.writerow(ITEMS_HEADER)
         for key in _keys(s3, bucket, BY_ID_PREFIX):
             item = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            writer.writerow([item["itemId"], item["creationTimestamp"], item.get("category", ""),
-                             "|".join(item.get("tags", []))])
+            writer.writerow(item_row(item))
             count += 1
     try:
         if count:
@@ -173,7 +184,7 @@ def summarize(s3: Any, bucket: str, run_id: str, maps: Sequence[Mapping[str, Any
               shards: Sequence[Mapping[str, Any]], min_interactions: int, min_users_with_two: int) -> dict[str, Any]:
     """Step 3: totals, the popular items, the items CSV, and the sufficiency verdict."""
     totals: dict[str, Any] = {name: sum(int(m.get(name, 0)) for m in maps)
-                              for name in ("lines", "accepted", "anonymous", "malformed")}
+                              for name in ("lines", "accepted", "anonymous", "malformed", "bots")}
     for name in ("interactions", "duplicates", "users", "users_with_two"):
         totals[name] = sum(int(s.get(name, 0)) for s in shards)
     # Shards split users, not items: add each shard's top counts up (an approximation of the global top list).
