@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 from components.function import HANDLERS_ROOT
 from components.settings import StackSettings, parse_settings
@@ -14,6 +16,8 @@ from tools.policy_eval import Finding
 from tools.synth import Synthesis, synthesize
 
 REGION = "eu-west-1"
+# LocalStack, once per session for the tests that ask for it (started only then).
+pytest_plugins = ["tests.sandbox_fixtures"]
 Synthesize = Callable[..., Synthesis]
 
 
@@ -35,6 +39,22 @@ class FakeLambdaContext:
 @pytest.fixture
 def settings() -> StackSettings:
     return parse_settings({"environment": "dev"}, region=REGION, stack="dev")
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto in server mode on 127.0.0.1, for functions running in their own processes (the sandbox's hosts)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        # moto's backends are process-wide: start from empty, whatever another test module left behind
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST"),
+                               timeout=10).close()
+        yield endpoint
+    finally:
+        server.stop()
 
 
 @pytest.fixture

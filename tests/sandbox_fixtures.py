@@ -1,7 +1,7 @@
 """Pytest plugin for the sandbox tests: one LocalStack for the whole session, always stopped.
 
-Test modules load it with ``pytest_plugins = ["tests.sandbox_fixtures"]`` (a plugin, not a conftest, so the
-session-scoped fixture is shared by every module that asks for it).
+``tests/conftest.py`` loads it as a plugin (``pytest_plugins``), so the session-scoped fixture is shared by every
+module that asks for it, and nothing starts for the others.
 """
 
 from __future__ import annotations

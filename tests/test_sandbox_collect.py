@@ -19,16 +19,11 @@ from typing import Any
 
 import pytest
 
+from tests.sandbox_fixtures import stream_records
 from tests.vtl import render
 from tools.sandbox import collect_api
 from tools.sandbox.localstack import LocalStack
 from tools.synth import Synthesis
-
-# Registered before the import so the plugin module is assertion-rewritten like the tests.
-pytest.register_assert_rewrite("tests.sandbox_fixtures")
-from tests.sandbox_fixtures import stream_records  # noqa: E402
-
-pytest_plugins = ["tests.sandbox_fixtures"]
 
 SITE = "http://localhost:8765"
 

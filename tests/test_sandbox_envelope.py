@@ -20,15 +20,11 @@ from typing import Any
 import pytest
 
 from common.events import decode_record, read_envelope
+from tests.sandbox_fixtures import stream_records, wait_for
 from tests.vtl import render
 from tools.sandbox import collect_api
 from tools.sandbox.localstack import LocalStack
 from tools.synth import synthesize
-
-pytest.register_assert_rewrite("tests.sandbox_fixtures")
-from tests.sandbox_fixtures import stream_records, wait_for  # noqa: E402
-
-pytest_plugins = ["tests.sandbox_fixtures"]
 
 SITE = "http://localhost:8766"
 EVENT_TYPES = ("view", "click", "read", "share")

@@ -15,7 +15,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from common.contract import Env
 from tools.fake_personalize import serve
@@ -221,21 +220,6 @@ def test_the_proxy_event_is_api_gateways_v1_shape(synthesis: Synthesis) -> None:
 
 
 # --- the real handlers behind the gateway -----------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        # moto's backends are process-wide: start from empty, whatever another test module left behind
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST"),
-                               timeout=10).close()
-        yield endpoint
-    finally:
-        server.stop()
-
 
 @pytest.fixture(scope="module")
 def stand_in() -> PersonalizeStandIn:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tools.sandbox.lambda_host import (
     FunctionSpec,
@@ -234,21 +233,6 @@ def test_the_transport_is_lambdas_invoke_path_on_loopback(start: object) -> None
     with urllib.request.urlopen(request, timeout=5) as reply:
         assert reply.headers["X-Amz-Function-Error"] == "Unhandled"
         assert json.loads(reply.read())["errorType"] == "ValueError"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        # moto's backends are process-wide: start from empty, whatever another test module left behind
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST"),
-                               timeout=10).close()
-        yield endpoint
-    finally:
-        server.stop()
 
 
 def test_the_real_items_handler_runs_with_its_synthesized_environment_against_local_endpoints(

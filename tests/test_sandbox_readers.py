@@ -18,7 +18,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from common.contract import Env
 from tools import reader_token
@@ -34,20 +33,6 @@ SECRET = "r" * 48
 @pytest.fixture(scope="module")
 def synthesis() -> Synthesis:
     return synthesize_stack("dev", preview=False)
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST"),
-                               timeout=10).close()
-        yield endpoint
-    finally:
-        server.stop()
 
 
 class Counting:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.sandbox_fixtures import wait_for
 from tools.sandbox import collect_api
 from tools.sandbox.localstack import LocalStack
 from tools.sandbox.stream_consumer import (
@@ -30,12 +31,6 @@ from tools.sandbox.stream_consumer import (
     kinesis_mapping,
     lambda_record,
 )
-
-# Registered before the import so the plugin module is assertion-rewritten like the tests.
-pytest.register_assert_rewrite("tests.sandbox_fixtures")
-from tests.sandbox_fixtures import wait_for  # noqa: E402
-
-pytest_plugins = ["tests.sandbox_fixtures"]
 
 STREAM_ARN = "arn:aws:kinesis:eu-west-1:000000000000:stream/clicks"
 FUNCTION_ARN = "arn:aws:lambda:eu-west-1:000000000000:function:event-processor"

@@ -22,9 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from tools.train import UsageError, follow, machine_region, stack_output
+from tools.train import UsageError, follow, machine_region, report_errors, stack_output
 
 ITEM_ID = re.compile(r"^[!#-\[\]-~]{1,128}$")
 CATEGORY = re.compile(r'^[^|"\\]{1,64}$')
@@ -82,29 +81,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        return _run(args)
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except NoCredentialsError:
-        print("error: no AWS credentials found: configure them (aws configure / AWS_PROFILE / aws sso login) "
-              "for the stack's account", file=sys.stderr)
-        return 2
-    except NoRegionError:
-        print("error: no AWS region configured (set AWS_REGION or pass --state-machine-arn)", file=sys.stderr)
-        return 2
-    except ClientError as error:
-        info = error.response.get("Error", {})
-        print(f"error: AWS refused {error.operation_name}: {info.get('Code')}: {info.get('Message', '')}".rstrip(),
-              file=sys.stderr)
-        return 1
-    except BotoCoreError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: the run goes on in AWS (see the Step Functions console)", file=sys.stderr)
-        return 130
+    return report_errors(lambda: _run(args))
 
 
 if __name__ == "__main__":

@@ -184,15 +184,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result["status"] == "SUCCEEDED" else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if (args.empty_buckets or args.yes) and not args.teardown:
-        parser.error("--empty-buckets and --yes belong to the teardown: add --teardown")
-    if args.bucket and not args.empty_buckets:
-        parser.error("--bucket needs --empty-buckets")
+def report_errors(run: Callable[[], int]) -> int:
+    """``run``'s status, or one ``error:`` line and 2 (the user can fix it) or 1 (AWS or the run failed)."""
     try:
-        return _run(args)
+        return run()
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -214,6 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the run goes on in AWS (see the Step Functions console)", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.empty_buckets or args.yes) and not args.teardown:
+        parser.error("--empty-buckets and --yes belong to the teardown: add --teardown")
+    if args.bucket and not args.empty_buckets:
+        parser.error("--bucket needs --empty-buckets")
+    return report_errors(lambda: _run(args))
 
 
 if __name__ == "__main__":
