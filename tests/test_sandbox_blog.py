@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from common.catalog import parse_items
+from tools.fake_personalize import LoopbackServer
 from tools.sandbox.blog import CATEGORIES, build_site, generate_posts, items_payloads
-from tools.sandbox.gateway import GatewayReply, HttpServer, StaticSite
+from tools.sandbox.gateway import GatewayReply, StaticSite
 
 NOW = 1_796_000_000.0
 COLLECT = "http://127.0.0.1:4566/restapis/abc/v1/_user_request_/events"
@@ -202,7 +203,7 @@ class StubApis:
         self.trending: list[str] = []
         self.related: list[str] = []
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
-        self.server = HttpServer(self.handle)
+        self.server = LoopbackServer(self.handle)
 
     def handle(self, method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes) -> GatewayReply:
         self.requests.append((method, target, {k.lower(): v for k, v in headers}, body))

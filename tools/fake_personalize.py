@@ -17,7 +17,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -169,39 +169,59 @@ class Handles(Protocol):
     def handle(self, method: str, path: str, body: bytes) -> Reply: ...
 
 
-class LoopbackServer:
-    """``app`` served on a free 127.0.0.1 port in a background thread, until ``stop()``."""
+# What a loopback server calls: (method, target, request headers, body) -> (status, reply headers, body).
+Handler = Callable[[str, str, Sequence[tuple[str, str]], bytes],
+                   tuple[int, Mapping[str, str] | Sequence[tuple[str, str]], bytes]]
 
-    def __init__(self, app: Handles, port: int = 0) -> None:
-        class Handler(BaseHTTPRequestHandler):
+
+class LoopbackServer:
+    """``handle`` served on a 127.0.0.1 port (free unless given) in a background thread, until ``stop()``."""
+
+    def __init__(self, handle: Handler, port: int = 0) -> None:
+        class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
 
             def _answer(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                status, headers, payload = app.handle(self.command, self.path, body)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+                status, headers, payload = handle(self.command, self.path, list(self.headers.items()), body)
                 self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **headers,
-                                    "Content-Length": str(len(payload))}.items():
-                    self.send_header(name, value)
+                for name, value in headers.items() if isinstance(headers, Mapping) else headers:
+                    if name.lower() != "content-length":
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _answer  # noqa: N815 (http.server's naming)
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _answer  # noqa: N815
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
         self._server.daemon_threads = True
         # A short poll interval: shutdown() waits for the loop to notice.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
         self._thread.start()
 
+    @classmethod
+    def for_app(cls, app: Handles, port: int = 0) -> LoopbackServer:
+        """A JSON service whose ``handle(method, path, body)`` needs no request headers."""
+        def handle(method: str, path: str, _: Sequence[tuple[str, str]], body: bytes) -> Reply:
+            status, headers, payload = app.handle(method, path, body)
+            return status, {"Content-Type": "application/json", **headers}, payload
+
+        return cls(handle, port)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -212,7 +232,7 @@ class LoopbackServer:
 @contextmanager
 def serve(app: Handles) -> Iterator[str]:
     """Serve ``app`` on a free loopback port; yields its endpoint URL."""
-    server = LoopbackServer(app)
+    server = LoopbackServer.for_app(app)
     try:
         yield server.url
     finally:

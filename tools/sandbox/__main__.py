@@ -294,7 +294,7 @@ class Sandbox:
         from tools.sandbox.personalize import PersonalizeStandIn
 
         stand_in = PersonalizeStandIn(region=region, prefix=str(synthesis.outputs.get("namePrefix") or "sandbox"))
-        personalize = LoopbackServer(stand_in)
+        personalize = LoopbackServer.for_app(stand_in)
         self.cleanup.add("the Personalize stand-in", personalize.stop)
         wait_until(lambda: http_ok(f"{personalize.url}/_sandbox/health"), "the Personalize stand-in")
         published = publish_parameters(stack.client("ssm"), function_parameters(synthesis), stand_in.parameters())

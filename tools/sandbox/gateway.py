@@ -6,7 +6,7 @@ Interface::
     gateway = ServingGateway(routes, invokers={function_name: LambdaHost | anything with .invoke(event)},
                              api_keys={"key"}, allowed_origins=["http://127.0.0.1:8000"], stage="v1")
     gateway.handle(method, target, headers: list[(name, value)], body: bytes) -> GatewayReply(status, headers, body)
-    server = gateway.serve(port=0)                  # HttpServer: .url (http://127.0.0.1:<port>), .stop()
+    server = gateway.serve(port=0)                  # LoopbackServer: .url (http://127.0.0.1:<port>), .stop()
     serving_url = server.url + "/" + gateway.stage  # what the stack's ``servingUrl`` output is in AWS
     serving = Serving.start(synthesis, workdir, endpoints={"AWS_ENDPOINT_URL_S3": ...}, region="eu-west-1",
                             api_keys={"key"}, allowed_origins=[...], port=0, packages="layer")
@@ -63,9 +63,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import fastjsonschema
 from botocore.auth import SigV4Auth
@@ -74,6 +73,7 @@ from botocore.credentials import Credentials
 
 import components  # noqa: F401 (puts handlers/ on the path: the contract below is the functions' own file)
 from common.contract import Env
+from tools.fake_personalize import LoopbackServer
 from tools.sandbox.lambda_host import ACCOUNT_ID, FunctionSpec, InvokeResult, LambdaHost, sandbox_environment
 
 RESOURCE = "aws:apigateway/resource:Resource"
@@ -326,8 +326,7 @@ def _validator(schema: str) -> Callable[[Any], Any]:
     return compiled
 
 
-@dataclass(frozen=True)
-class GatewayReply:
+class GatewayReply(NamedTuple):
     status: int
     headers: list[tuple[str, str]]
     body: bytes
@@ -531,54 +530,8 @@ class ServingGateway:
         payload = base64.b64decode(body) if reply.get("isBase64Encoded") else body.encode()
         return GatewayReply(status, [*base, *headers], payload)  # a proxy integration's CORS is the function's
 
-    def serve(self, port: int = 0) -> HttpServer:
-        return HttpServer(self.handle, port)
-
-
-class HttpServer:
-    """A threaded HTTP server on 127.0.0.1 calling ``handle(method, target, headers, body)``."""
-
-    def __init__(self, handle: Callable[[str, str, Sequence[tuple[str, str]], bytes], GatewayReply],
-                 port: int = 0) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
-
-            def _answer(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
-                reply = handle(self.command, self.path, list(self.headers.items()), body)
-                self.send_response(reply.status)
-                for name, value in reply.headers:
-                    if name.lower() != "content-length":
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(reply.body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _answer  # noqa: N815
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+    def serve(self, port: int = 0) -> LoopbackServer:
+        return LoopbackServer(self.handle, port)
 
 
 class StaticSite:
@@ -606,8 +559,8 @@ class StaticSite:
                                         file.read_bytes())
         return GatewayReply(404, [("Content-Type", "text/plain; charset=utf-8")], b"not found\n")
 
-    def serve(self, port: int = 0) -> HttpServer:
-        return HttpServer(self.handle, port)
+    def serve(self, port: int = 0) -> LoopbackServer:
+        return LoopbackServer(self.handle, port)
 
 
 def _function_spec(synthesis: Any, function_name: str) -> FunctionSpec:
@@ -620,7 +573,7 @@ def _function_spec(synthesis: Any, function_name: str) -> FunctionSpec:
 @dataclass
 class Serving:
     gateway: ServingGateway
-    server: HttpServer
+    server: LoopbackServer
     hosts: dict[str, LambdaHost]
 
     @property

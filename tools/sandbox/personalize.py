@@ -19,7 +19,7 @@ Interface::
                          "getRecommendations": [{"request", "response"}...]}
     stand_in.handle(method, path, body) -> (status, headers, body)     # the HTTP surface below, in-process
     stand_in.reset()
-    with serve(stand_in) as url: ...          # or: server = LoopbackServer(stand_in); server.url; server.stop()
+    with serve(stand_in) as url: ...          # or: server = LoopbackServer.for_app(stand_in); .url; .stop()
     python -m tools.sandbox.personalize [--port 0] [--region R] [--prefix P]
         # prints one JSON line {"url", "parameters"} once listening; stops on SIGINT/SIGTERM
 
@@ -522,7 +522,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prefix", default="sandbox")
     args = parser.parse_args(argv)
     stand_in = PersonalizeStandIn(region=args.region, prefix=args.prefix)
-    server = LoopbackServer(stand_in, port=args.port)
+    server = LoopbackServer.for_app(stand_in, port=args.port)
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
