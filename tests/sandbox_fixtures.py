@@ -6,13 +6,16 @@ module that asks for it, and nothing starts for the others.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tools.sandbox import collect_api
 from tools.sandbox import localstack as ls
+from tools.synth import Synthesis
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +29,19 @@ def localstack() -> Iterator[ls.LocalStack]:
         yield instance
     finally:
         instance.stop()
+
+
+@contextlib.contextmanager
+def deployed_api(localstack: ls.LocalStack, synthesis: Synthesis) -> Iterator[collect_api.CollectionApi]:
+    """The synthesized collection API and its stream in LocalStack, deleted afterwards."""
+    deployed = collect_api.deploy(synthesis, localstack.client("apigateway"), localstack.client("kinesis"),
+                                  localstack.url)
+    try:
+        yield deployed
+    finally:
+        localstack.client("apigateway").delete_rest_api(restApiId=deployed.created.api_id)
+        localstack.client("kinesis").delete_stream(StreamName=deployed.spec.stream_name,
+                                                   EnforceConsumerDeletion=True)
 
 
 def stream_records(kinesis: Any, stream: str) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.sandbox_fixtures import stream_records
+from tests.sandbox_fixtures import deployed_api, stream_records
 from tests.vtl import render
 from tools.sandbox import collect_api
 from tools.sandbox.localstack import LocalStack
@@ -61,14 +61,8 @@ def synthesis() -> Synthesis:
 
 @pytest.fixture(scope="module")
 def api(localstack: LocalStack, synthesis: Synthesis) -> Iterator[collect_api.CollectionApi]:
-    deployed = collect_api.deploy(synthesis, localstack.client("apigateway"), localstack.client("kinesis"),
-                                  localstack.url)
-    try:
+    with deployed_api(localstack, synthesis) as deployed:
         yield deployed
-    finally:
-        localstack.client("apigateway").delete_rest_api(restApiId=deployed.created.api_id)
-        localstack.client("kinesis").delete_stream(StreamName=deployed.spec.stream_name,
-                                                   EnforceConsumerDeletion=True)
 
 
 def records_of(localstack: LocalStack, api: collect_api.CollectionApi, session: str) -> list[dict[str, Any]]:

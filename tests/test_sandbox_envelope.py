@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from common.events import decode_record, read_envelope
-from tests.sandbox_fixtures import stream_records, wait_for
+from tests.sandbox_fixtures import deployed_api, stream_records, wait_for
 from tests.vtl import render
 from tools.sandbox import collect_api
 from tools.sandbox.localstack import LocalStack
@@ -44,14 +44,8 @@ HOSTILE_AGENTS = {
 def api(localstack: LocalStack) -> Iterator[collect_api.CollectionApi]:
     config = {**collect_api.sandbox_config([SITE]), f"{collect_api.PROJECT}:collectClientDetails": "true"}
     synthesis = synthesize(config, stack=collect_api.STACK, preview=False)
-    deployed = collect_api.deploy(synthesis, localstack.client("apigateway"), localstack.client("kinesis"),
-                                  localstack.url)
-    try:
+    with deployed_api(localstack, synthesis) as deployed:
         yield deployed
-    finally:
-        localstack.client("apigateway").delete_rest_api(restApiId=deployed.created.api_id)
-        localstack.client("kinesis").delete_stream(StreamName=deployed.spec.stream_name,
-                                                   EnforceConsumerDeletion=True)
 
 
 def post_with_agent(url: str, body: bytes, user_agent: bytes) -> int:
@@ -111,14 +105,8 @@ def verified_api(localstack: LocalStack) -> Iterator[collect_api.CollectionApi]:
     config = {**collect_api.sandbox_config([SITE]), f"{collect_api.PROJECT}:readerTokenIssuer": "https://auth.example",
               f"{collect_api.PROJECT}:namePrefix": "cp-sbx-verified"}  # its own stream next to the other API's
     synthesis = synthesize(config, stack=collect_api.STACK, preview=False)
-    deployed = collect_api.deploy(synthesis, localstack.client("apigateway"), localstack.client("kinesis"),
-                                  localstack.url)
-    try:
+    with deployed_api(localstack, synthesis) as deployed:
         yield deployed
-    finally:
-        localstack.client("apigateway").delete_rest_api(restApiId=deployed.created.api_id)
-        localstack.client("kinesis").delete_stream(StreamName=deployed.spec.stream_name,
-                                                   EnforceConsumerDeletion=True)
 
 
 def post_json(url: str, body: Any) -> int:
