@@ -78,11 +78,12 @@ class Rewire:
 
 
 def mutated(synthesis: Synthesis, type_: str | tuple[str, str], mutate: Mutation | None) -> Synthesis:
-    """A copy of ``synthesis`` with one property of the first resource of ``type_`` changed (in its inputs and its
-    outputs, as resource and stack policies read them), or with that resource removed (``mutate=None``)."""
+    """A copy of ``synthesis`` with one property of a resource of ``type_`` changed (in its inputs and its outputs, as
+    resource and stack policies read them), or with that resource removed (``mutate=None``). Without a name, the first
+    by name: the order in which the mocks register resources is not fixed."""
     resources = copy.deepcopy(synthesis.resources)
     type_, name = type_ if isinstance(type_, tuple) else (type_, None)
-    target = next(r for r in resources if r.type == type_ and name in (None, r.name))
+    target = min((r for r in resources if r.type == type_ and name in (None, r.name)), key=lambda r: r.name)
     if mutate is None:
         resources.remove(target)
         return Synthesis(synthesis.stack, resources)
@@ -187,7 +188,8 @@ SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryption
 PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 STAGE = "aws:apigateway/stage:Stage"
-POST = "aws:apigateway/method:Method"
+# The collection API's POST /events, by name: the order in which the mocks register resources is not fixed.
+POST = ("aws:apigateway/method:Method", "cp-dev-euw1-ingestion-post")
 ESM = "aws:lambda/eventSourceMapping:EventSourceMapping"
 QUEUE = "aws:sqs/queue:Queue"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
@@ -197,8 +199,9 @@ FUNCTION_DEMO = ("aws:lambda/function:Function", "demo-function")
 MACHINE = "aws:sfn/stateMachine:StateMachine"
 KEY = "aws:kms/key:Key"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
-LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+# The raw clickstream bucket's (the audit bucket has its own, with other rules).
+VERSIONING = ("aws:s3/bucketVersioning:BucketVersioning", "cp-dev-euw1-ingestion-raw-versioning")
+LIFECYCLE = ("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "cp-dev-euw1-ingestion-raw-lifecycle")
 OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 STREAM = "aws:kinesis/stream:Stream"
 PERMISSION = "aws:lambda/permission:Permission"
@@ -413,10 +416,9 @@ def test_queue_consumers_are_not_held_to_stream_rules(compliant: Synthesis) -> N
 
 def test_a_stack_may_declare_a_public_write_route_explicitly(compliant: Synthesis) -> None:
     public = mutated(compliant, POST, put("apiKeyRequired", False))
-    [method] = [r for r in public.resources if r.type == POST][:1]
 
     assert evaluate(public, config={"apigateway-method-write-authorized": {
-        "publicWriteMethods": [method.name]}}) == []
+        "publicWriteMethods": [POST[1]]}}) == []
 
 
 def test_required_waf_groups_are_configurable(compliant: Synthesis) -> None:

@@ -20,6 +20,7 @@ from tests.test_policies import (
     LIFECYCLE,
     PERMISSION,
     STREAM,
+    VERSIONING,
     WAF_LOGGING,
     WEB_ACL,
     Rewire,
@@ -328,7 +329,7 @@ def dev_preview() -> Synthesis:
 
 def test_data_protection_is_decided_during_a_preview(dev_preview: Synthesis) -> None:
     # GIVEN a preview (bucket ids unknown) WHEN the raw bucket's versioning is missing THEN the finding is mandatory
-    unversioned = mutated(dev_preview, "aws:s3/bucketVersioning:BucketVersioning", None)
+    unversioned = mutated(dev_preview, VERSIONING, None)
 
     findings = evaluate(unversioned)
 
