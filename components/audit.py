@@ -19,10 +19,9 @@ import pulumi
 import pulumi_aws as aws
 
 from common.contract import Key
-from components.iam import policy_document
 from components.security import audit_trail_name
 from components.settings import StackBasics
-from components.shared import StackArns
+from components.shared import StackArns, private_bucket
 
 # Where readers' data lives in the raw bucket (and so in its replica): events, failed deliveries, training input.
 READER_DATA_PREFIXES = (Key.EVENTS, Key.ERRORS, Key.PREPARED)
@@ -60,38 +59,9 @@ class DataAccessAudit(pulumi.ComponentResource):
         bucket_name = arns.account.apply(lambda account: stack.physical_name(f"audit-{account}", 63))
         bucket_arn = pulumi.Output.concat("arn:", arns.partition, ":s3:::", bucket_name)
 
-        self.bucket = aws.s3.Bucket(f"{name}-bucket", bucket=bucket_name, force_destroy=False, opts=child)
-        aws.s3.BucketServerSideEncryptionConfiguration(f"{name}-encryption", bucket=self.bucket.id, rules=[
-            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3
-                .BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=args.key_arn),
-                bucket_key_enabled=True)], opts=child)
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning", bucket=self.bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"), opts=child)
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access", bucket=self.bucket.id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True, opts=child)
-        aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=self.bucket.id,
-                                       rule=aws.s3.BucketOwnershipControlsRuleArgs(
-                                           object_ownership="BucketOwnerEnforced"), opts=child)
-        aws.s3.BucketLifecycleConfiguration(f"{name}-lifecycle", bucket=self.bucket.id, rules=[
-            aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id="audit-retention", status="Enabled",
-                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.retention_days),
-                noncurrent_version_expiration=aws.s3
-                .BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=NONCURRENT_LOG_DAYS),
-                abort_incomplete_multipart_upload=aws.s3
-                .BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(days_after_initiation=7))],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
         from_this_trail = {"StringEquals": {"aws:SourceArn": trail_arn}}
-        policy = aws.s3.BucketPolicy(f"{name}-policy", bucket=self.bucket.id, policy=policy_document([{
-            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }, {
+        audit = private_bucket(name, bucket_name, bucket_arn, args.key_arn, child,
+                               bucket_logical_name=f"{name}-bucket", policy_logical_name=f"{name}-policy", statements=[{
             # Records leave only by the lifecycle rule (which is not an API call): no one deletes them.
             "Sid": "DenyDeletingRecords", "Effect": "Deny", "Principal": "*",
             "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
@@ -104,7 +74,18 @@ class DataAccessAudit(pulumi.ComponentResource):
             "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
             "Resource": pulumi.Output.concat(bucket_arn, "/AWSLogs/", arns.account, "/*"),
             "Condition": {"StringEquals": {"aws:SourceArn": trail_arn, "s3:x-amz-acl": "bucket-owner-full-control"}},
-        }]), opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]))
+        }])
+        self.bucket, policy = audit.bucket, audit.policy
+        aws.s3.BucketLifecycleConfiguration(f"{name}-lifecycle", bucket=self.bucket.id, rules=[
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="audit-retention", status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.retention_days),
+                noncurrent_version_expiration=aws.s3
+                .BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(noncurrent_days=NONCURRENT_LOG_DAYS),
+                abort_incomplete_multipart_upload=aws.s3
+                .BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(days_after_initiation=7))],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[audit.versioning]))
         selected = pulumi.Output.all(*args.data_bucket_arns).apply(lambda buckets: object_selectors(list(buckets)))
         self.trail = aws.cloudtrail.Trail(
             f"{name}-trail", name=trail_name, s3_bucket_name=self.bucket.id, kms_key_id=args.key_arn,

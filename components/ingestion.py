@@ -21,10 +21,10 @@ from components.apistage import (
     observable_stage,
     regional_rest_api,
 )
-from components.iam import policy_document, service_role, source_account
+from components.iam import service_role, source_account
 from components.readers import QUERY_IDENTITY, ReaderAuth
 from components.settings import IngestionSettings, SiteSettings, StackBasics
-from components.shared import StackArns, encrypted_log_group
+from components.shared import StackArns, encrypted_log_group, private_bucket
 
 MODEL_NAME = "ClickstreamEventBatch"
 # Firehose partitions by arrival time (UTC hour). Client timestamps could scatter a batch over arbitrary dates.
@@ -137,60 +137,19 @@ class IngestionPipeline(pulumi.ComponentResource):
         bucket_name = self._account.apply(lambda account: self._stack.physical_name(f"raw-{account}", 63))
         # Derived from the name, not the bucket's output, so the TLS policy is known at preview time.
         self._bucket_arn = pulumi.Output.concat("arn:", self._partition, ":s3:::", bucket_name)
-        self.bucket = aws.s3.Bucket(f"{self._name}-raw", bucket=bucket_name, force_destroy=False, opts=self._child)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{self._name}-raw-encryption",
-            bucket=self.bucket.id,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3
-                .BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=self._key_arn),
-                bucket_key_enabled=True,
-            )],
-            opts=self._child,
-        )
-        self.versioning = aws.s3.BucketVersioning(
-            f"{self._name}-raw-versioning",
-            bucket=self.bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=self._child,
-        )
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{self._name}-raw-public-access",
-            bucket=self.bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=self._child,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{self._name}-raw-ownership",
-            bucket=self.bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=self._child,
-        )
-        aws.s3.BucketPolicy(
-            f"{self._name}-raw-policy",
-            bucket=self.bucket.id,
-            policy=policy_document([{
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [self._bucket_arn, pulumi.Output.concat(self._bucket_arn, "/*")],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }, {
-                # Dataset import jobs read the training flow's prepared CSV files as Personalize itself.
-                "Sid": "PersonalizeReadsPreparedData",
-                "Effect": "Allow",
-                "Principal": {"Service": "personalize.amazonaws.com"},
-                "Action": ["s3:GetObject", "s3:ListBucket"],
-                "Resource": [self._bucket_arn, pulumi.Output.concat(self._bucket_arn, f"/{Key.PREPARED}*")],
-                "Condition": {"StringEquals": {"aws:SourceAccount": self._account}},
-            }]),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
-        )
+        raw = private_bucket(f"{self._name}-raw", bucket_name, self._bucket_arn, self._key_arn, self._child,
+                             bucket_logical_name=f"{self._name}-raw", policy_logical_name=f"{self._name}-raw-policy",
+                             statements=[{
+                                 # Dataset import jobs read the training flow's prepared CSV files as Personalize.
+                                 "Sid": "PersonalizeReadsPreparedData",
+                                 "Effect": "Allow",
+                                 "Principal": {"Service": "personalize.amazonaws.com"},
+                                 "Action": ["s3:GetObject", "s3:ListBucket"],
+                                 "Resource": [self._bucket_arn,
+                                              pulumi.Output.concat(self._bucket_arn, f"/{Key.PREPARED}*")],
+                                 "Condition": {"StringEquals": {"aws:SourceAccount": self._account}},
+                             }])
+        self.bucket, self.versioning = raw.bucket, raw.versioning
         aws.s3.BucketLifecycleConfiguration(
             f"{self._name}-raw-lifecycle",
             bucket=self.bucket.id,

@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from components.iam import account_and_partition, policy_document, service_role, source_account
 from components.settings import StackBasics
+from components.shared import private_bucket
 
 
 @dataclass(frozen=True)
@@ -47,27 +48,9 @@ class RawReplica(pulumi.ComponentResource):
                       opts=there)
         bucket_name = account.apply(lambda a: stack.physical_name(f"raw-replica-{a}", 63))
         bucket_arn = pulumi.Output.concat("arn:", partition, ":s3:::", bucket_name)
-        self.bucket = aws.s3.Bucket(f"{name}-bucket", bucket=bucket_name, force_destroy=False, opts=there)
-        aws.s3.BucketServerSideEncryptionConfiguration(f"{name}-encryption", bucket=self.bucket.id, rules=[
-            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3
-                .BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=self.key.arn),
-                bucket_key_enabled=True)], opts=there)
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning", bucket=self.bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"), opts=there)
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access", bucket=self.bucket.id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True, opts=there)
-        aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=self.bucket.id,
-                                       rule=aws.s3.BucketOwnershipControlsRuleArgs(
-                                           object_ownership="BucketOwnerEnforced"), opts=there)
-        aws.s3.BucketPolicy(f"{name}-bucket-policy", bucket=self.bucket.id, policy=policy_document([{
-            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]),
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[public_access]))
+        replica = private_bucket(name, bucket_name, bucket_arn, self.key.arn, there,
+                                 bucket_logical_name=f"{name}-bucket", policy_logical_name=f"{name}-bucket-policy")
+        self.bucket, versioning = replica.bucket, replica.versioning
 
         source = args.source_bucket_arn
         role, policy = service_role(self, name, stack.physical_name("raw-replication"), "s3.amazonaws.com", [

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import account_and_partition
+from components.iam import account_and_partition, policy_document
 from components.settings import StackBasics
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: the longest time to notice and redrive a failure
@@ -56,3 +57,42 @@ def email_subscriptions(parent: pulumi.Resource, name: str, topic: aws.sns.Topic
         aws.sns.TopicSubscription(f"{name}-{email}", topic=topic.arn, protocol="email", endpoint=email,
                                   opts=pulumi.ResourceOptions(parent=parent,
                                                               aliases=[pulumi.Alias(name=f"{name}-{index}")]))
+
+
+@dataclass(frozen=True)
+class PrivateBucket:
+    bucket: aws.s3.Bucket
+    versioning: aws.s3.BucketVersioning
+    policy: aws.s3.BucketPolicy
+
+
+def private_bucket(name: str, bucket_name: pulumi.Input[str], bucket_arn: pulumi.Input[str],
+                   key_arn: pulumi.Input[str], opts: pulumi.ResourceOptions, *, bucket_logical_name: str,
+                   policy_logical_name: str, statements: Sequence[Mapping[str, Any]] = ()) -> PrivateBucket:
+    """A bucket for readers' data: SSE-KMS with ``key_arn`` and a bucket key, versioned, every public access blocked,
+    ACLs disabled, and a policy that denies requests without TLS, plus ``statements``. Children are named
+    ``<name>-encryption``, ``-versioning``, ``-public-access``, ``-ownership``; ``bucket_arn`` is derived from the
+    name by the caller, so the policy is known at preview time."""
+    s3 = aws.s3
+    bucket = s3.Bucket(bucket_logical_name, bucket=bucket_name, force_destroy=False, opts=opts)
+    s3.BucketServerSideEncryptionConfiguration(f"{name}-encryption", bucket=bucket.id, rules=[
+        s3.BucketServerSideEncryptionConfigurationRuleArgs(
+            apply_server_side_encryption_by_default=s3
+            .BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                sse_algorithm="aws:kms", kms_master_key_id=key_arn),
+            bucket_key_enabled=True)], opts=opts)
+    versioning = s3.BucketVersioning(
+        f"{name}-versioning", bucket=bucket.id,
+        versioning_configuration=s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"), opts=opts)
+    public_access = s3.BucketPublicAccessBlock(
+        f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
+        ignore_public_acls=True, restrict_public_buckets=True, opts=opts)
+    s3.BucketOwnershipControls(f"{name}-ownership", bucket=bucket.id,
+                               rule=s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+                               opts=opts)
+    policy = s3.BucketPolicy(policy_logical_name, bucket=bucket.id, policy=policy_document([{
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }, *statements]), opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[public_access])))
+    return PrivateBucket(bucket, versioning, policy)
