@@ -169,6 +169,28 @@ def test_what_the_api_reports_failed_is_not_counted_as_accepted(api: FakeApi, pr
     assert proxy.exchanges()[0].accepted == ["e1"]
 
 
+@pytest.mark.parametrize("fault", [Fault(), Fault("503", retry_after=1), Fault("partial", indexes=(0,)),
+                                   Fault("reset")], ids=lambda f: f.mode)
+def test_an_exchange_is_logged_before_its_answer_goes_out(api: FakeApi, proxy: FaultProxy, fault: Fault,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN logging that takes a while (a busy machine), WHEN the client has its answer, THEN the log has it.
+    record = proxy._record
+
+    def slow_record(exchange: faults.Exchange) -> None:
+        time.sleep(0.2)
+        record(exchange)
+
+    monkeypatch.setattr(proxy, "_record", slow_record)
+    proxy.set(fault)
+
+    try:
+        request(proxy.collect_url, batch("e1", "e2"))
+    except (ConnectionError, urllib.error.URLError, http.client.HTTPException):
+        assert fault.mode == "reset"
+
+    assert [e.mode for e in proxy.exchanges()] == [fault.mode]
+
+
 def test_the_sessions_of_a_batch_are_logged_once_each_in_order() -> None:
     body = json.dumps({"events": [{"eventId": "a", "sessionId": "s2"}, {"eventId": "b", "sessionId": "s1"},
                                   {"eventId": "c", "sessionId": "s2"}, {"eventId": "d"}, {"sessionId": "s3"},

@@ -317,7 +317,16 @@ def _data_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         # it reusing a kept-alive connection.
         protocol_version = "HTTP/1.0"
 
+        exchange: Exchange | None = None
+
+        def _log(self) -> None:
+            # Before the answer goes out: a client that has its answer must find the exchange in the log.
+            if self.exchange is not None:
+                proxy._record(self.exchange)
+                self.exchange = None
+
         def _reply(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+            self._log()
             self.send_response(status)
             for name, value in headers:
                 self.send_header(name, value)
@@ -332,35 +341,35 @@ def _data_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _reset(self) -> None:
             # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+            self._log()
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             self.connection.close()
 
         def do_OPTIONS(self) -> None:
-            exchange = Exchange(at=time.time(), method="OPTIONS", path=self.path, mode=proxy.fault().mode, status=0,
-                                origin=self.headers.get("Origin", ""), user_agent=self.headers.get("User-Agent", ""))
+            exchange = self.exchange = Exchange(
+                at=time.time(), method="OPTIONS", path=self.path, mode=proxy.fault().mode, status=0,
+                origin=self.headers.get("Origin", ""), user_agent=self.headers.get("User-Agent", ""))
             if exchange.mode == "reset":
                 self._reset()
-                proxy._record(exchange)
                 return
             status, headers, payload = self._upstream("OPTIONS", b"", exchange)
             exchange.status = status
             self._reply(status, headers, payload)
-            proxy._record(exchange)
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             fault = proxy._take()
             origin = self.headers.get("Origin", "")
             ids = event_ids(body)
-            exchange = Exchange(at=time.time(), method="POST", path=self.path, mode=fault.mode, status=0,
-                                content_type=self.headers.get("Content-Type", ""), origin=origin,
-                                user_agent=self.headers.get("User-Agent", ""), received=list(ids or []),
-                                sessions=session_ids(body))
+            exchange = self.exchange = Exchange(
+                at=time.time(), method="POST", path=self.path, mode=fault.mode, status=0,
+                content_type=self.headers.get("Content-Type", ""), origin=origin,
+                user_agent=self.headers.get("User-Agent", ""), received=list(ids or []), sessions=session_ids(body))
             try:
                 self._post(fault, body, ids, origin, exchange)
             finally:
-                proxy._record(exchange)
+                self._log()  # when no answer went out (an error on the way)
 
         def _post(self, fault: Fault, body: bytes, ids: list[str] | None, origin: str, exchange: Exchange) -> None:
             if fault.mode in ("reset", "down"):  # "down": a request on a connection accepted just before
