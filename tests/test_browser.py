@@ -79,6 +79,7 @@ class Reader:
         page.wait_for_selector(SHOWN)
         if consent:
             self.remember_session(page)
+            self.wait_sent(1)  # the index's click left in a beacon as the page closed: wait until it arrived
         return page
 
     def posts(self) -> list[dict[str, Any]]:
@@ -89,6 +90,12 @@ class Reader:
     def sent_ids(self) -> set[str]:
         """eventIds the proxy was told were accepted, for this reader."""
         return {i for e in self.posts() for i in e["accepted"]}
+
+    def wait_sent(self, count: int) -> set[str]:
+        """``sent_ids`` once there are at least ``count``: a beacon is on its own way, however drained the page."""
+        ids: set[str] = wait_for(lambda: len(sent := self.sent_ids()) >= count and sent, 15,
+                                 f"{count} events of this reader to be accepted")
+        return ids
 
     def received_ids(self) -> set[str]:
         """eventIds this reader's requests carried, whatever happened to them."""
@@ -185,7 +192,7 @@ def test_a_readers_clicks_reach_personalize_and_change_the_recommendations(reade
     assert drained(page)["sessionId"] == session
 
     # THEN four events left the page: click, view, recommended click, view; all reach the stream and Personalize
-    ids = reader.sent_ids()
+    ids = reader.wait_sent(4)
     assert len(ids) == 4, reader.posts()
     assert_exactly_once(sandbox, ids)
     records = sorted((r for r in sandbox.stream() if r["data"]["event"]["eventId"] in ids),
@@ -246,7 +253,7 @@ def test_a_collector_down_then_back_gets_every_event_exactly_once(reader: Reader
     # THEN the tracker's backoff sends them again and every event arrives exactly once
     final = drained(page)
     assert final["retried"] >= 4 and final["dropped"] == 0
-    ids = reader.sent_ids()
+    ids = reader.wait_sent(6)
     assert len(ids) == 6  # the index click, the post's view, the four
     assert_exactly_once(sandbox, ids)
 
@@ -335,7 +342,7 @@ def test_a_page_closed_mid_batch_loses_nothing(reader: Reader, sandbox: Sandbox)
 
     # THEN the request in flight completes (keepalive), the queued events leave in a beacon (a Blob typed
     # text/plain), and each arrives exactly once
-    wait_for(lambda: len(reader.sent_ids()) == 7, 15, "the in-flight batch and the beacon")
+    reader.wait_sent(7)  # the in-flight batch and the beacon
     [delayed] = [e for e in reader.posts() if e["mode"] == "delay"]
     [beacon] = [e for e in reader.posts() if e["content_type"] == "text/plain" and e["at"] > delayed["at"]]
     assert len(delayed["received"]) == 2 and delayed["status"] == 200 and len(beacon["received"]) == 3
