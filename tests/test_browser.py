@@ -72,14 +72,16 @@ class Reader:
             page.click('[data-consent="granted"]')
         return page
 
-    def open_post(self, consent: bool = True) -> Page:
-        """The index, then its first post (a click the site tracks), recommendations shown."""
-        page = self.open(consent=consent)
+    def open_post(self) -> Page:
+        """The index, then its first post (a click the site tracks), recommendations shown, and both events (the
+        click, which left in a beacon as the index closed, and the post's view) accepted."""
+        page = self.open()
         page.click(".latest a[data-item-id]")
         page.wait_for_selector(SHOWN)
-        if consent:
-            self.remember_session(page)
-            self.wait_sent(1)  # the index's click left in a beacon as the page closed: wait until it arrived
+        self.remember_session(page)
+        page.evaluate("Clickstream.flush()")
+        drained(page)
+        self.wait_sent(2)
         return page
 
     def posts(self) -> list[dict[str, Any]]:
@@ -243,8 +245,6 @@ def test_a_collector_down_then_back_gets_every_event_exactly_once(reader: Reader
                                                                   mode: str) -> None:
     # GIVEN a reader on a post, everything sent so far
     page = reader.open_post()
-    page.evaluate("Clickstream.flush()")
-    drained(page)
     # WHEN the collector goes down (refused / reset) while four events are sent, then comes back
     sandbox.fault(mode)
     track(page, 4, f"{mode}-item")
@@ -262,8 +262,6 @@ def test_a_collector_down_then_back_gets_every_event_exactly_once(reader: Reader
 def test_a_refusing_collector_is_retried_after_retry_after(reader: Reader, sandbox: Sandbox, status: int,
                                                            retry_after: int | None) -> None:
     page = reader.open_post()
-    page.evaluate("Clickstream.flush()")
-    drained(page)
     # WHEN the next request is refused with 503 + Retry-After: 2 (or 429 without it)
     options = {"times": 1} if retry_after is None else {"times": 1, "retryAfter": retry_after}
     sandbox.fault(str(status), **options)
@@ -282,8 +280,6 @@ def test_a_refusing_collector_is_retried_after_retry_after(reader: Reader, sandb
 
 def test_a_partial_failure_resends_only_the_failed_events(reader: Reader, sandbox: Sandbox) -> None:
     page = reader.open_post()
-    page.evaluate("Clickstream.flush()")
-    drained(page)
     # WHEN a 200 reply reports the events at index 0 and 2 failed (they were not forwarded)
     sandbox.fault("partial", indexes=[0, 2], times=1)
     track(page, 4, "partial-item")
@@ -310,8 +306,6 @@ def test_a_backoff_timer_firing_a_millisecond_early_still_retries(reader: Reader
     # GIVEN a page whose timers run 1 ms before Date.now() reaches their deadline (what Chromium does now and then)
     reader.context.add_init_script(EARLY_TIMERS)
     page = reader.open_post()
-    page.evaluate("Clickstream.flush()")
-    drained(page)
     # WHEN one request is refused (429, no Retry-After: the tracker's own backoff)
     sandbox.fault("429", times=1)
     track(page, 2, "early-timer-item")
@@ -328,8 +322,6 @@ def test_a_backoff_timer_firing_a_millisecond_early_still_retries(reader: Reader
 def test_a_page_closed_mid_batch_loses_nothing(reader: Reader, sandbox: Sandbox) -> None:
     # GIVEN a batch in flight (the collector is slow to answer) and three more events queued, not yet sent
     page = reader.open_post()
-    page.evaluate("Clickstream.flush()")
-    drained(page)
     sandbox.fault("delay", delayMs=1500, times=1)
     track(page, 2, "inflight-item")
     page.evaluate("void Clickstream.flush()")
@@ -361,8 +353,6 @@ def test_a_page_closed_during_an_outage_sends_its_events_from_the_next_page(read
                                                                             sandbox: Sandbox) -> None:
     # GIVEN the collector refusing, two events queued after a failed attempt
     page = reader.open_post()
-    page.evaluate("Clickstream.flush()")
-    drained(page)
     sandbox.fault("503", retryAfter=30)
     track(page, 2, "outage-item")
     page.evaluate("Clickstream.flush()")
@@ -388,8 +378,6 @@ def test_withdrawn_consent_deletes_the_queue_and_sends_nothing_more(reader: Read
                                                                      browser: Browser) -> None:
     # GIVEN a reader whose events are queued while the collector refuses them
     page = reader.open_post()
-    page.evaluate("Clickstream.flush()")
-    drained(page)
     sandbox.fault("503", retryAfter=30)
     track(page, 2, "withdrawn-item")
     page.evaluate("Clickstream.flush()")
@@ -419,9 +407,7 @@ def test_withdrawn_consent_deletes_the_queue_and_sends_nothing_more(reader: Read
     # ... and once a barrier event from another reader went all the way, none of this reader's arrived
     other = Reader(browser, sandbox)
     try:
-        barrier = other.open_post()
-        barrier.evaluate("Clickstream.flush()")
-        drained(barrier)
+        other.open_post()
         sandbox.wait_in_put_events(other.sent_ids())
     finally:
         other.close()

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from functools import cache, lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 PATTERNS_FILE = Path(__file__).resolve().parent / "bot_patterns.json"
 
 
-def _group_end(pattern: str, start: int) -> int:
-    """The index of the parenthesis that closes the group opened at ``start``."""
+def _syntax(pattern: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """Each ``(``, ``)`` and ``|`` from ``start`` that is syntax (not escaped, not in a set): its index, itself, and
+    the group depth after it."""
     depth, index, in_class = 0, start, False
     while index < len(pattern):
         char = pattern[index]
@@ -30,40 +33,23 @@ def _group_end(pattern: str, start: int) -> int:
             in_class = char != "]"
         elif char == "[":
             in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return index
+        elif char in "()|":
+            depth += {"(": 1, ")": -1, "|": 0}[char]
+            yield index, char, depth
         index += 1
+
+
+def _group_end(pattern: str, start: int) -> int:
+    """The index of the parenthesis that closes the group opened at ``start``."""
+    for index, char, depth in _syntax(pattern, start):
+        if char == ")" and depth == 0:
+            return index
     raise ValueError(f"unbalanced group in {pattern!r}")
 
 
 def _top_level_alternatives(body: str) -> list[str]:
-    parts, depth, current, index, in_class = [], 0, "", 0, False
-    while index < len(body):
-        char = body[index]
-        if char == "\\":
-            current += body[index:index + 2]
-            index += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            parts.append(current)
-            current = ""
-            index += 1
-            continue
-        current += char
-        index += 1
-    return [*parts, current]
+    bounds = [-1, *(i for i, char, depth in _syntax(body) if char == "|" and depth == 0), len(body)]
+    return [body[a + 1:b] for a, b in pairwise(bounds)]
 
 
 _CLASS_ESCAPE_DASH = re.compile(r"(?<!\\)(\\[wdsWDS])-")
