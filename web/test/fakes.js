@@ -319,3 +319,11 @@ export function browser({ storage = new FakeStorage(), handler, locks } = {}) {
 }
 
 export const BASE = { collectUrl: COLLECT, consent: "granted", trackView: false };
+
+// A fresh browser and one page whose tracker is initialised with BASE.
+export function started() {
+  const b = browser();
+  const p = b.open();
+  p.tracker.init(BASE);
+  return { b, p };
+}

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { accepted, BASE, browser, COLLECT, FakeDocument, FakeLocks, FakeStorage, reply, settle } from "./fakes.js";
+import {
+  accepted, BASE, browser, COLLECT, FakeDocument, FakeLocks, FakeStorage, reply, settle, started,
+} from "./fakes.js";
 
 const ids = (events) => events.map((e) => e.eventId);
 const dupes = (list) => list.filter((x, i) => list.indexOf(x) !== i);
@@ -106,9 +108,7 @@ describe("consent", () => {
 describe("event ids, sessions and users", () => {
   it("gives each event a unique id and keeps the session across events and setUser", async () => {
     // GIVEN an anonymous reader
-    const b = browser();
-    const p = b.open();
-    p.tracker.init(BASE);
+    const { b, p } = started();
     p.tracker.track("click", "post-1");
     // WHEN the reader signs in and clicks again
     assert.equal(p.tracker.setUser("reader-1"), true);
@@ -124,9 +124,7 @@ describe("event ids, sessions and users", () => {
   });
 
   it("rotates the session after 30 minutes without activity, not before", async () => {
-    const b = browser();
-    const p = b.open();
-    p.tracker.init(BASE);
+    const { b, p } = started();
     p.tracker.track("click", "post-1");
     await b.clock.advance(29 * 60000);
     p.tracker.track("click", "post-2");
@@ -152,9 +150,7 @@ describe("event ids, sessions and users", () => {
   });
 
   it("never sends placeholder or malformed user ids: the reader stays anonymous", async () => {
-    const b = browser();
-    const p = b.open();
-    p.tracker.init(BASE);
+    const { b, p } = started();
     for (const bad of ["null", "undefined", "", "has space", 42]) {
       assert.equal(p.tracker.setUser(bad), false, String(bad));
       assert.equal(p.tracker.stats().userId, null);
@@ -182,9 +178,7 @@ describe("event ids, sessions and users", () => {
 describe("validation before queueing", () => {
   it("refuses a bad event, counts it, and sends the good ones of the same batch", async () => {
     // GIVEN a collector that, like the API, fails a whole batch with 400 if one event is invalid
-    const b = browser();
-    const p = b.open();
-    p.tracker.init(BASE);
+    const { b, p } = started();
     // WHEN the page tracks good and bad events
     const results = [
       p.tracker.track("click", "post-1"),
@@ -231,9 +225,7 @@ describe("validation before queueing", () => {
   });
 
   it("copies the options: a caller mutating its object later does not change the queued event", async () => {
-    const b = browser();
-    const p = b.open();
-    p.tracker.init(BASE);
+    const { b, p } = started();
     const properties = { section: "a" };
     p.tracker.track("click", "post-1", { properties });
     properties.section = "b c d";
@@ -281,18 +273,14 @@ describe("batching and sending", () => {
   });
 
   it("sends no x-api-key header without an apiKey", async () => {
-    const b = browser();
-    const p = b.open();
-    p.tracker.init(BASE);
+    const { b, p } = started();
     p.tracker.track("click", "post-1");
     await p.tracker.flush();
     assert.equal(b.net.posts()[0].headers["x-api-key"], undefined);
   });
 
   it("does not send events in flight again from a concurrent flush", async () => {
-    const b = browser();
-    const p = b.open();
-    p.tracker.init(BASE);
+    const { b, p } = started();
     b.net.hold();
     p.tracker.track("click", "post-1");
     const first = p.tracker.flush();
@@ -540,9 +528,7 @@ describe("the persisted queue", () => {
 
 describe("page close", () => {
   it("sends what is queued with a beacon typed exactly text/plain and forgets it", async () => {
-    const b = browser();
-    const p = b.open();
-    p.tracker.init(BASE);
+    const { b, p } = started();
     p.tracker.track("click", "post-1");
     p.tracker.track("click", "post-2");
     p.hide();
@@ -558,9 +544,7 @@ describe("page close", () => {
 
   it("does not beacon events already in flight, and the next page does not resend them", async () => {
     // GIVEN a keepalive request in flight and one more queued event
-    const b = browser();
-    const p = b.open();
-    p.tracker.init(BASE);
+    const { b, p } = started();
     b.net.hold();
     p.tracker.track("click", "post-1");
     p.tracker.flush();
