@@ -16,6 +16,8 @@ from pulumi_policy import (
 from pulumi_policy.policy import StackValidation
 from pulumi_policy.proxy import UnknownValueError
 
+from . import _documents
+
 ResourceCheck = Callable[[ResourceValidationArgs, ReportViolation], None]
 
 
@@ -81,6 +83,20 @@ def customer_key_rule(name: str, description: str, resource_type: str, prop: str
                              "stack's key (EncryptionKey.arn).", None)
 
     return resource_policy(name, description, resource_type, check)
+
+
+def no_public_grants(subject: str, fix: str, grant: str = "{action}") -> ResourceCheck:
+    """A check reporting each statement of the resource's ``policy`` that grants to everyone without a narrowing
+    condition: "<subject> lets anyone <grant> (statement <sid>): <fix>", ``{name}`` in ``subject`` being the
+    resource's name and ``{action}`` in ``grant`` the statement's Action."""
+
+    def check(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        for statement in _documents.public_grants(args.props.get("policy")):
+            report_violation(f"{subject.format(name=args.name)} lets anyone "
+                             f"{grant.format(action=statement.get('Action'))} (statement "
+                             f"{_documents.sid(statement)}): {fix}", None)
+
+    return check
 
 
 def items(value: Any) -> list[Any]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs
 
-from . import _documents
-from ._helpers import resource_policy, typed_policy
+from ._helpers import no_public_grants, resource_policy, typed_policy
 
 KEY = "aws:kms/key:Key"
 KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
@@ -16,12 +15,10 @@ def _rotation(args: ResourceValidationArgs, report_violation: ReportViolation) -
         report_violation(f"KMS key {args.name} does not rotate: set enable_key_rotation=True.", None)
 
 
-def _no_public_principal(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    for statement in _documents.public_grants(args.props.get("policy")):
-        report_violation(f"KMS key policy of {args.name} lets anyone use the key (statement "
-                         f"{_documents.sid(statement)}): name the principals (an account root, a role, a service) "
-                         "or add a condition on aws:SourceAccount, aws:SourceArn, aws:PrincipalAccount, "
-                         "aws:PrincipalOrgID, kms:CallerAccount or kms:ViaService with fixed values.", None)
+_no_public_principal = no_public_grants(
+    "KMS key policy of {name}", "name the principals (an account root, a role, a service) or add a condition on "
+    "aws:SourceAccount, aws:SourceArn, aws:PrincipalAccount, aws:PrincipalOrgID, kms:CallerAccount or kms:ViaService "
+    "with fixed values.", grant="use the key")
 
 
 kms_key_rotation_enabled = resource_policy(

@@ -7,13 +7,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import PolicyResource, ReportViolation, ResourceValidationArgs, StackValidationArgs
+from pulumi_policy import PolicyResource, ReportViolation, StackValidationArgs
 
-from . import _documents
 from ._helpers import (
     attached,
     is_set,
     items,
+    no_public_grants,
     number,
     peek,
     resource_policy,
@@ -173,12 +173,9 @@ def _acls_disabled(args: StackValidationArgs, report_violation: ReportViolation)
                              bucket.urn)
 
 
-def _policy_not_public(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    for statement in _documents.public_grants(args.props.get("policy")):
-        report_violation(f"Bucket policy {args.name} lets anyone {statement.get('Action')} (statement "
-                         f"{_documents.sid(statement)}): name the principals (a role, a service) or add a condition "
-                         "on aws:SourceAccount, aws:SourceArn, aws:PrincipalOrgID or aws:SourceVpce with fixed "
-                         "values.", None)
+_policy_not_public = no_public_grants(
+    "Bucket policy {name}", "name the principals (a role, a service) or add a condition on aws:SourceAccount, "
+    "aws:SourceArn, aws:PrincipalOrgID or aws:SourceVpce with fixed values.")
 
 
 s3_bucket_encrypted = stack_policy(

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs
-
-from . import _documents
-from ._helpers import customer_key_rule, typed_policy
+from ._helpers import customer_key_rule, no_public_grants, typed_policy
 
 QUEUE = "aws:sqs/queue:Queue"
 QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
 
 
-def _policy_not_public(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    for statement in _documents.public_grants(args.props.get("policy")):
-        report_violation(f"Queue policy of {args.name} lets anyone {statement.get('Action')} (statement "
-                         f"{_documents.sid(statement)}): name the sending service or account, or add a condition "
-                         "on aws:SourceAccount, aws:SourceArn or aws:PrincipalOrgID with fixed values.", None)
+_policy_not_public = no_public_grants(
+    "Queue policy of {name}", "name the sending service or account, or add a condition on aws:SourceAccount, "
+    "aws:SourceArn or aws:PrincipalOrgID with fixed values.")
 
 
 sqs_queue_encrypted = customer_key_rule(
